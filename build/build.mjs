@@ -1,0 +1,106 @@
+// Builds dist/: one Node single-executable application (esbuild bundle + V8 startup snapshot, injected into a
+// stripped copy of this machine's node with postject) and hard links to it named after each plugin and tool.
+// Incremental: the executable is rebuilt only when the bundle changes.
+import { build } from 'esbuild';
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const out = join(root, 'build', 'out');
+const dist = join(root, 'dist');
+const NAMES = ['bridge', 'host-local', 'portmap', 'cnitool', 'cni-install'];
+const FUSE = 'NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2';
+const snapshot = process.env.CNI_TS_NO_SNAPSHOT ? false : true;
+const log = (m) => process.env.npm_config_loglevel === 'silent' || process.stderr.write(`build: ${m}\n`);
+
+mkdirSync(out, { recursive: true });
+mkdirSync(dist, { recursive: true });
+
+const bundle = join(out, 'cni.cjs');
+await build({
+  entryPoints: [join(root, 'cmd', 'entry.ts')],
+  outfile: bundle,
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  // ESM entry points first, so zod/mini tree-shakes.
+  mainFields: ['module', 'main'],
+  conditions: ['import', 'module'],
+  minifySyntax: true,
+  minifyWhitespace: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+});
+
+// Test fixtures run under node (they are not shipped).
+await build({
+  entryPoints: [join(root, 'tests', 'fixtures', 'noop-plugin.ts')],
+  outfile: join(out, 'noop-plugin.cjs'),
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node20',
+  banner: { js: '#!/usr/bin/env node' },
+  logLevel: 'warning',
+});
+chmodSync(join(out, 'noop-plugin.cjs'), 0o755);
+
+const hash = createHash('sha256').update(readFileSync(bundle)).update(process.version).update(String(snapshot)).digest('hex');
+const exe = join(dist, 'cni');
+const stamp = join(out, 'cni.stamp');
+if (existsSync(exe) && existsSync(stamp) && readFileSync(stamp, 'utf8') === hash) {
+  log('dist/cni is up to date');
+} else {
+  const blob = join(out, 'sea.blob');
+  const seaConfig = join(out, 'sea.json');
+  writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useSnapshot: snapshot, useCodeCache: !snapshot }));
+  // Node warns about experimental features on every blob; show its output only when it fails.
+  try {
+    execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'pipe' });
+  } catch (e) {
+    process.stderr.write(String(e.stderr ?? ''));
+    throw new Error(`building the SEA blob failed (${e.signal ?? e.status}); a module evaluated at load time may not be snapshot-safe`);
+  }
+
+  // A stripped node is ~12 MiB smaller; strip once per node version.
+  const base = join(out, `node-${process.version}`);
+  if (!existsSync(base)) {
+    copyFileSync(process.execPath, base + '.tmp');
+    try {
+      execFileSync('strip', [base + '.tmp'], { stdio: 'ignore' });
+    } catch {
+      log('strip not available; using an unstripped node');
+    }
+    execFileSync('mv', [base + '.tmp', base]);
+  }
+  rmSync(exe, { force: true });
+  copyFileSync(base, exe + '.tmp');
+  const require = createRequire(import.meta.url);
+  const { inject } = require('postject');
+  // postject logs its own progress; keep the build quiet.
+  const origLog = console.log;
+  console.log = () => {};
+  const origWarn = console.warn;
+  console.warn = () => {};
+  try {
+    await inject(exe + '.tmp', 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: FUSE });
+  } finally {
+    console.log = origLog;
+    console.warn = origWarn;
+  }
+  chmodSync(exe + '.tmp', 0o755);
+  execFileSync('mv', [exe + '.tmp', exe]);
+  writeFileSync(stamp, hash);
+  log(`dist/cni built (${(statSync(exe).size / 1048576).toFixed(1)} MiB, snapshot ${snapshot ? 'on' : 'off'})`);
+}
+// Hard links: one copy of node on disk, each name dispatches to its plugin; `cp -a dist/* /opt/cni/bin/` keeps them linked.
+for (const n of NAMES) {
+  const p = join(dist, n);
+  rmSync(p, { force: true });
+  linkSync(exe, p);
+}

@@ -1,0 +1,3 @@
+/** Non-plugin entry points of the multi-call executable (cnitool, the installer). Each returns an exit code. */
+export type Tool = (args: string[]) => Promise<number>;
+export const tools: Record<string, Tool> = {};

@@ -1,0 +1,9 @@
+/** The portmap plugin: command functions for lib/skel. (Placeholder until the plugin lands.) */
+import { CniError, ErrorCode } from '../../lib/errors';
+import type { Plugin } from '../../lib/skel';
+
+const notYet = async (): Promise<never> => {
+  throw new CniError(ErrorCode.Internal, 'portmap: not implemented yet');
+};
+
+export const plugin: Plugin = { name: 'portmap', add: notYet, del: notYet, check: notYet };
