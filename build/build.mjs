@@ -4,7 +4,7 @@
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
@@ -20,10 +20,13 @@ const log = (m) => process.env.npm_config_loglevel === 'silent' || process.stder
 mkdirSync(out, { recursive: true });
 mkdirSync(dist, { recursive: true });
 
+// Intermediate files carry our pid: several builds may run at once (parallel test runs); finals are renamed into place.
+const tag = `${process.pid}`;
 const bundle = join(out, 'cni.cjs');
+const bundleTmp = join(out, `cni.${tag}.cjs`);
 await build({
   entryPoints: [join(root, 'cmd', 'entry.ts')],
-  outfile: bundle,
+  outfile: bundleTmp,
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -40,7 +43,7 @@ await build({
 // Test fixtures run under node (they are not shipped).
 await build({
   entryPoints: [join(root, 'tests', 'fixtures', 'noop-plugin.ts')],
-  outfile: join(out, 'noop-plugin.cjs'),
+  outfile: join(out, `noop-plugin.${tag}.cjs`),
   bundle: true,
   platform: 'node',
   format: 'cjs',
@@ -48,7 +51,9 @@ await build({
   banner: { js: '#!/usr/bin/env node' },
   logLevel: 'warning',
 });
-chmodSync(join(out, 'noop-plugin.cjs'), 0o755);
+chmodSync(join(out, `noop-plugin.${tag}.cjs`), 0o755);
+renameSync(join(out, `noop-plugin.${tag}.cjs`), join(out, 'noop-plugin.cjs'));
+renameSync(bundleTmp, bundle);
 
 const hash = createHash('sha256').update(readFileSync(bundle)).update(process.version).update(String(snapshot)).digest('hex');
 const exe = join(dist, 'cni');
@@ -56,9 +61,12 @@ const stamp = join(out, 'cni.stamp');
 if (existsSync(exe) && existsSync(stamp) && readFileSync(stamp, 'utf8') === hash) {
   log('dist/cni is up to date');
 } else {
-  const blob = join(out, 'sea.blob');
-  const seaConfig = join(out, 'sea.json');
-  writeFileSync(seaConfig, JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useSnapshot: snapshot, useCodeCache: !snapshot }));
+  // Build from a private copy of the bundle so a concurrent build cannot change it under us.
+  const seaMain = join(out, `cni.sea.${tag}.cjs`);
+  copyFileSync(bundle, seaMain);
+  const blob = join(out, `sea.${tag}.blob`);
+  const seaConfig = join(out, `sea.${tag}.json`);
+  writeFileSync(seaConfig, JSON.stringify({ main: seaMain, output: blob, disableExperimentalSEAWarning: true, useSnapshot: snapshot, useCodeCache: !snapshot }));
   // Node warns about experimental features on every blob; show its output only when it fails.
   try {
     execFileSync(process.execPath, ['--experimental-sea-config', seaConfig], { stdio: 'pipe' });
@@ -70,16 +78,16 @@ if (existsSync(exe) && existsSync(stamp) && readFileSync(stamp, 'utf8') === hash
   // A stripped node is ~12 MiB smaller; strip once per node version.
   const base = join(out, `node-${process.version}`);
   if (!existsSync(base)) {
-    copyFileSync(process.execPath, base + '.tmp');
+    copyFileSync(process.execPath, `${base}.${tag}`);
     try {
-      execFileSync('strip', [base + '.tmp'], { stdio: 'ignore' });
+      execFileSync('strip', [`${base}.${tag}`], { stdio: 'ignore' });
     } catch {
       log('strip not available; using an unstripped node');
     }
-    execFileSync('mv', [base + '.tmp', base]);
+    renameSync(`${base}.${tag}`, base);
   }
-  rmSync(exe, { force: true });
-  copyFileSync(base, exe + '.tmp');
+  const exeTmp = `${exe}.${tag}`;
+  copyFileSync(base, exeTmp);
   const require = createRequire(import.meta.url);
   const { inject } = require('postject');
   // postject logs its own progress; keep the build quiet.
@@ -88,19 +96,28 @@ if (existsSync(exe) && existsSync(stamp) && readFileSync(stamp, 'utf8') === hash
   const origWarn = console.warn;
   console.warn = () => {};
   try {
-    await inject(exe + '.tmp', 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: FUSE });
+    await inject(exeTmp, 'NODE_SEA_BLOB', readFileSync(blob), { sentinelFuse: FUSE });
   } finally {
     console.log = origLog;
     console.warn = origWarn;
   }
-  chmodSync(exe + '.tmp', 0o755);
-  execFileSync('mv', [exe + '.tmp', exe]);
+  chmodSync(exeTmp, 0o755);
+  // rename() replaces the file atomically: a plugin being exec'd keeps its old inode.
+  renameSync(exeTmp, exe);
+  rmSync(seaMain, { force: true });
+  rmSync(blob, { force: true });
+  rmSync(seaConfig, { force: true });
   writeFileSync(stamp, hash);
   log(`dist/cni built (${(statSync(exe).size / 1048576).toFixed(1)} MiB, snapshot ${snapshot ? 'on' : 'off'})`);
 }
 // Hard links: one copy of node on disk, each name dispatches to its plugin; `cp -a dist/* /opt/cni/bin/` keeps them linked.
+const exeIno = statSync(exe).ino;
 for (const n of NAMES) {
   const p = join(dist, n);
-  rmSync(p, { force: true });
-  linkSync(exe, p);
+  // rename() between two links of one inode is a no-op that leaves the source behind, so skip current links.
+  if (existsSync(p) && statSync(p).ino === exeIno) continue;
+  const tmp = `${p}.${tag}`;
+  rmSync(tmp, { force: true });
+  linkSync(exe, tmp);
+  renameSync(tmp, p);
 }
