@@ -1,0 +1,278 @@
+/**
+ * `npm run bench`: the bridge + host-local + portmap chain (ADD then DEL of one container with one TCP port
+ * mapping), ours (both firewall backends) against the Go reference in /usr/lib/cni, interleaved in one run, in
+ * throwaway namespaces. Scenarios: idle; 200 and 500 containers attached; 20,000 kube-proxy-style NAT rules;
+ * 50 parallel ADDs; host-local ADD in a 99%-full /16; VERSION against `node -e 0`. Prints a table of medians
+ * and ratios ours/reference, the processes each of our commands spawns, and writes everything to a JSON file.
+ *
+ * Options: --rounds N (default 7), --only a,b (scenario names), --json FILE (default bench-results.json),
+ *          --attached 200,500, --busy-rules 20000.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chainAdd, chainDel, sh, type Attach, type Impl } from './chain';
+import { median, table, timeRun } from './stats';
+
+const root = join(__dirname, '..', '..', '..');
+const argv = process.argv.slice(2);
+const opt = (name: string, def: string) => {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] ? argv[i + 1]! : def;
+};
+const ROUNDS = Number(opt('rounds', '7'));
+const ONLY = opt('only', '').split(',').filter(Boolean);
+const JSON_OUT = opt('json', join(root, 'bench-results.json'));
+const ATTACHED = opt('attached', '200,500').split(',').map(Number);
+const BUSY_RULES = Number(opt('busy-rules', '20000'));
+const REF_DIR = '/usr/lib/cni';
+const run = (name: string) => !ONLY.length || ONLY.includes(name);
+
+const tag = (process.pid % 46656).toString(36);
+const hostNs = `bench-${tag}`;
+const work = mkdtempSync(join(tmpdir(), 'cni-bench-'));
+const namespaces = new Set<string>();
+
+function addNs(name: string): string {
+  sh('ip', ['netns', 'add', name]);
+  namespaces.add(name);
+  return `/var/run/netns/${name}`;
+}
+function delNs(name: string): void {
+  try {
+    sh('ip', ['netns', 'del', name]);
+  } catch {
+    // already gone
+  }
+  namespaces.delete(name);
+}
+function cleanup(): void {
+  for (const n of [...namespaces]) delNs(n);
+  rmSync(work, { recursive: true, force: true });
+}
+process.on('SIGINT', () => {
+  cleanup();
+  process.exit(130);
+});
+
+const ours = join(root, 'dist');
+const impls: Impl[] = [
+  { name: 'ours-iptables', dir: ours, backend: 'iptables', bridge: `bbi${tag}`, subnet: '198.18.0.0/22', network: `bi${tag}`, dataDir: join(work, 'oi'), portBase: 20000, trace: join(work, 'trace-oi') },
+  { name: 'ours-nftables', dir: ours, backend: 'nftables', bridge: `bbn${tag}`, subnet: '198.18.4.0/22', network: `bn${tag}`, dataDir: join(work, 'on'), portBase: 30000, trace: join(work, 'trace-on') },
+  { name: 'reference', dir: REF_DIR, bridge: `bbr${tag}`, subnet: '198.18.8.0/22', network: `br${tag}`, dataDir: join(work, 'ref'), portBase: 40000 },
+].filter((i) => i.dir !== REF_DIR || existsSync(join(REF_DIR, 'bridge')));
+const ref = impls.find((i) => i.name === 'reference');
+
+let seq = 0;
+function newAttach(impl: Impl): Attach & { ns: string } {
+  seq++;
+  const ns = `bc${tag}-${seq}`;
+  return { id: `bench-${tag}-${seq}`, ns, netns: addNs(ns), hostPort: impl.portBase + (seq % 9000) };
+}
+
+interface Row {
+  scenario: string;
+  impl: string;
+  add: number[];
+  del: number[];
+}
+const rows: Row[] = [];
+const extra: Record<string, unknown> = {};
+
+/** Interleaved: each round runs every implementation once, ADD then DEL of a fresh container. */
+async function measure(scenario: string, rounds: number, only: Impl[] = impls): Promise<void> {
+  const byImpl = new Map(only.map((i) => [i.name, { scenario, impl: i.name, add: [] as number[], del: [] as number[] }]));
+  for (let r = 0; r < rounds; r++) {
+    for (const impl of only) {
+      const a = newAttach(impl);
+      let t = performance.now();
+      const result = await chainAdd(hostNs, impl, a);
+      const add = performance.now() - t;
+      t = performance.now();
+      await chainDel(hostNs, impl, a, result);
+      const del = performance.now() - t;
+      delNs(a.ns);
+      byImpl.get(impl.name)!.add.push(add);
+      byImpl.get(impl.name)!.del.push(del);
+    }
+  }
+  rows.push(...byImpl.values());
+  printRows(rows.filter((r) => r.scenario === scenario));
+}
+
+const attached = new Map<string, Array<{ a: Attach & { ns: string }; result: unknown }>>();
+async function attachUpTo(n: number): Promise<void> {
+  for (const impl of impls) {
+    const list = attached.get(impl.name) ?? [];
+    attached.set(impl.name, list);
+    // A few at a time: the point is the state they leave, not how fast they got there.
+    while (list.length < n) {
+      const batch = Array.from({ length: Math.min(4, n - list.length) }, () => newAttach(impl));
+      const results = await Promise.all(batch.map((a) => chainAdd(hostNs, impl, a)));
+      batch.forEach((a, i) => list.push({ a, result: results[i] }));
+    }
+  }
+}
+async function detachAll(): Promise<void> {
+  for (const impl of impls) {
+    for (const { a, result } of attached.get(impl.name) ?? []) {
+      await chainDel(hostNs, impl, a, result);
+      delNs(a.ns);
+    }
+    attached.set(impl.name, []);
+  }
+}
+
+function printRows(rs: Row[]): void {
+  const refRow = (s: string) => rows.find((r) => r.scenario === s && r.impl === 'reference');
+  console.log(
+    table(
+      rs.map((r) => {
+        const rr = refRow(r.scenario);
+        return {
+          scenario: r.scenario,
+          impl: r.impl,
+          'ADD ms': median(r.add),
+          'DEL ms': median(r.del),
+          'ADD/ref': rr && r.impl !== 'reference' ? median(r.add) / median(rr.add) : '',
+          'DEL/ref': rr && r.impl !== 'reference' ? median(r.del) / median(rr.del) : '',
+        };
+      }),
+    ) + '\n',
+  );
+}
+
+/** kube-proxy's shape: KUBE-SERVICES hooked into PREROUTING and OUTPUT, one chain per service with a DNAT rule. */
+function kubeProxyRules(n: number): string {
+  const lines = ['*nat', ':KUBE-SERVICES - [0:0]'];
+  for (let i = 0; i < n; i++) lines.push(`:KUBE-SVC-${i.toString(16).toUpperCase().padStart(16, '0')} - [0:0]`);
+  lines.push('-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES');
+  lines.push('-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES');
+  for (let i = 0; i < n; i++) {
+    const chain = `KUBE-SVC-${i.toString(16).toUpperCase().padStart(16, '0')}`;
+    const ip = `10.${96 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
+    lines.push(`-A KUBE-SERVICES -d ${ip}/32 -p tcp -m comment --comment "default/svc-${i}:http cluster IP" -m tcp --dport 80 -j ${chain}`);
+    lines.push(`-A ${chain} -p tcp -m comment --comment "default/svc-${i}:http" -m tcp -j DNAT --to-destination 192.0.2.${1 + (i % 250)}:8080`);
+  }
+  lines.push('COMMIT', '');
+  return lines.join('\n');
+}
+
+function countSpawns(trace: string): Record<string, number> {
+  const counts: Record<string, number[]> = {};
+  let cur = '';
+  let n = 0;
+  const flush = () => {
+    if (cur) (counts[cur] ??= []).push(n);
+  };
+  for (const line of readFileSync(trace, 'utf8').split('\n')) {
+    if (line.startsWith('== ')) {
+      flush();
+      cur = line.slice(3);
+      n = 0;
+    } else if (line.trim()) n++;
+  }
+  flush();
+  return Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, median(v)]));
+}
+
+function fillHostLocal(dir: string, network: string): void {
+  // 198.18.0.0/16: 65,533 usable addresses (.0.1 is the gateway). Reserve 99%, the free 1% spread at random.
+  const netDir = join(dir, network);
+  mkdirSync(netDir, { recursive: true });
+  let rnd = 12345;
+  const rand = () => ((rnd = (rnd * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff);
+  for (let i = 2; i < 65535; i++) {
+    if (rand() < 0.01) continue;
+    writeFileSync(join(netDir, `198.18.${i >> 8}.${i & 255}`), `fill-${i}\r\neth0`, { mode: 0o600 });
+  }
+  writeFileSync(join(netDir, 'last_reserved_ip.0'), '198.18.0.2');
+}
+
+async function main(): Promise<void> {
+  console.log(`benchmark: ${impls.map((i) => i.name).join(', ')}; ${ROUNDS} interleaved rounds per scenario; host netns ${hostNs}\n`);
+  addNs(hostNs);
+  sh('ip', ['-n', hostNs, 'link', 'set', 'lo', 'up']);
+  for (const i of impls) if (i.trace) writeFileSync(i.trace, '');
+
+  if (run('idle')) {
+    await attachUpTo(1);
+    await measure('idle (1 attached)', ROUNDS);
+    const spawns = Object.fromEntries(impls.filter((i) => i.trace).map((i) => [i.name, countSpawns(i.trace!)]));
+    extra.processesPerCommand = spawns;
+    console.log('processes spawned per command (median):', JSON.stringify(spawns), '\n');
+  }
+  for (const n of ATTACHED) {
+    if (!run(`attached-${n}`)) continue;
+    await attachUpTo(n);
+    await measure(`${n} attached`, ROUNDS);
+  }
+  await detachAll();
+
+  if (run('busy')) {
+    sh('ip', ['netns', 'exec', hostNs, 'iptables-restore', '--noflush'], kubeProxyRules(BUSY_RULES));
+    // The reference takes ~19 s per ADD here; fewer rounds keep the run bounded.
+    await measure(`busy (${BUSY_RULES} NAT rules)`, Math.min(ROUNDS, 3));
+    sh('ip', ['netns', 'exec', hostNs, 'iptables', '-t', 'nat', '-F', 'KUBE-SERVICES']);
+    sh('ip', ['netns', 'exec', hostNs, 'iptables', '-t', 'nat', '-D', 'PREROUTING', '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES']);
+    sh('ip', ['netns', 'exec', hostNs, 'iptables', '-t', 'nat', '-D', 'OUTPUT', '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES']);
+  }
+
+  if (run('parallel')) {
+    const par: Record<string, { wallMs: number; failures: number; duplicates: number }> = {};
+    for (const impl of impls) {
+      const batch = Array.from({ length: 50 }, () => newAttach(impl));
+      const t = performance.now();
+      const settled = await Promise.allSettled(batch.map((a) => chainAdd(hostNs, impl, a)));
+      const wallMs = performance.now() - t;
+      const ips = settled.flatMap((s) => (s.status === 'fulfilled' ? (s.value.ips ?? []).map((x: { address: string }) => x.address) : []));
+      par[impl.name] = { wallMs, failures: settled.filter((s) => s.status === 'rejected').length, duplicates: ips.length - new Set(ips).size };
+      await Promise.all(batch.map((a, i) => chainDel(hostNs, impl, a, settled[i]!.status === 'fulfilled' ? (settled[i] as PromiseFulfilledResult<unknown>).value : undefined).catch(() => undefined)));
+      batch.forEach((a) => delNs(a.ns));
+    }
+    extra.parallel50 = par;
+    console.log(table(Object.entries(par).map(([impl, p]) => ({ scenario: '50 parallel ADDs', impl, 'wall ms': p.wallMs, failures: p.failures, duplicates: p.duplicates, 'wall/ref': par.reference ? p.wallMs / par.reference.wallMs : '' }))) + '\n');
+  }
+
+  if (run('hostlocal')) {
+    const hl: Record<string, number[]> = {};
+    const variants = impls.filter((i) => i.name !== 'ours-nftables');
+    for (const impl of variants) fillHostLocal(join(work, `hl-${impl.name}`), 'full');
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const impl of variants) {
+        const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'full', type: 'host-local', ranges: [[{ subnet: '198.18.0.0/16' }]], dataDir: join(work, `hl-${impl.name}`) });
+        const ipamConf = JSON.stringify({ cniVersion: '1.0.0', name: 'full', type: 'x', ipam: JSON.parse(conf) });
+        const env = { PATH: process.env.PATH, CNI_CONTAINERID: `hl-${r}`, CNI_NETNS: '/dev/null', CNI_IFNAME: 'eth0', CNI_PATH: impl.dir };
+        const add = timeRun(join(impl.dir, 'host-local'), [], { env: { ...env, CNI_COMMAND: 'ADD' }, input: ipamConf });
+        timeRun(join(impl.dir, 'host-local'), [], { env: { ...env, CNI_COMMAND: 'DEL' }, input: ipamConf });
+        (hl[impl.name === 'reference' ? 'reference' : 'ours'] ??= []).push(add);
+      }
+    }
+    extra.hostLocal99 = hl;
+    console.log(table(Object.entries(hl).map(([impl, xs]) => ({ scenario: 'host-local ADD, 99%-full /16', impl, 'ADD ms': median(xs), 'ADD/ref': hl.reference ? median(xs) / median(hl.reference) : '' }))) + '\n');
+  }
+
+  if (run('version')) {
+    const v: Record<string, number[]> = { ours: [], 'node -e 0': [], reference: [] };
+    const env = { PATH: process.env.PATH, CNI_COMMAND: 'VERSION' };
+    for (let r = 0; r < ROUNDS * 4; r++) {
+      v.ours!.push(timeRun(join(ours, 'bridge'), [], { env, input: '' }));
+      v['node -e 0']!.push(timeRun(process.execPath, ['-e', '0']));
+      if (ref) v.reference!.push(timeRun(join(REF_DIR, 'bridge'), [], { env, input: '' }));
+    }
+    extra.version = v;
+    console.log(table(Object.entries(v).filter(([, xs]) => xs.length).map(([impl, xs]) => ({ scenario: 'VERSION', impl, 'median ms': median(xs), 'vs node -e 0': median(xs) / median(v['node -e 0']!) }))) + '\n');
+  }
+
+  console.log('summary (median ms; ratio ours/reference):\n');
+  printRows(rows);
+  writeFileSync(JSON_OUT, JSON.stringify({ machine: { cpus: require('node:os').cpus().length, kernel: require('node:os').release(), node: process.version }, rounds: ROUNDS, rows, ...extra }, null, 2));
+  console.log(`samples written to ${JSON_OUT}`);
+}
+
+main()
+  .catch((e) => {
+    console.error(`benchmark failed: ${(e as Error).message}`);
+    process.exitCode = 1;
+  })
+  .finally(cleanup);
