@@ -9,7 +9,7 @@
  *          --attached 200,500, --busy-rules 20000.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chainAdd, chainDel, sh, type Attach, type Impl } from './chain';
 import { median, table, timeRun } from './stats';
@@ -56,11 +56,12 @@ process.on('SIGINT', () => {
 });
 
 const ours = join(root, 'dist');
-const impls: Impl[] = [
+const allImpls: Impl[] = [
   { name: 'ours-iptables', dir: ours, backend: 'iptables', bridge: `bbi${tag}`, subnet: '198.18.0.0/22', network: `bi${tag}`, dataDir: join(work, 'oi'), portBase: 20000, trace: join(work, 'trace-oi') },
   { name: 'ours-nftables', dir: ours, backend: 'nftables', bridge: `bbn${tag}`, subnet: '198.18.4.0/22', network: `bn${tag}`, dataDir: join(work, 'on'), portBase: 30000, trace: join(work, 'trace-on') },
   { name: 'reference', dir: REF_DIR, bridge: `bbr${tag}`, subnet: '198.18.8.0/22', network: `br${tag}`, dataDir: join(work, 'ref'), portBase: 40000 },
-].filter((i) => i.dir !== REF_DIR || existsSync(join(REF_DIR, 'bridge')));
+];
+const impls = allImpls.filter((i) => i.dir !== REF_DIR || existsSync(join(REF_DIR, 'bridge')));
 const ref = impls.find((i) => i.name === 'reference');
 
 let seq = 0;
@@ -266,7 +267,7 @@ async function main(): Promise<void> {
 
   console.log('summary (median ms; ratio ours/reference):\n');
   printRows(rows);
-  writeFileSync(JSON_OUT, JSON.stringify({ machine: { cpus: require('node:os').cpus().length, kernel: require('node:os').release(), node: process.version }, rounds: ROUNDS, rows, ...extra }, null, 2));
+  writeFileSync(JSON_OUT, JSON.stringify({ machine: { cpus: cpus().length, kernel: release(), node: process.version }, rounds: ROUNDS, rows, ...extra }, null, 2));
   console.log(`samples written to ${JSON_OUT}`);
 }
 

@@ -30,7 +30,7 @@ export interface Attach {
 
 export function bridgeConf(impl: Impl) {
   return {
-    cniVersion: impl.backend ? '1.0.0' : '1.0.0',
+    cniVersion: '1.0.0',
     name: impl.network,
     type: 'bridge',
     bridge: impl.bridge,
