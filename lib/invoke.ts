@@ -50,6 +50,12 @@ function isOwnExecutable(p: string): boolean {
   }
 }
 
+/** The plugin registered in this process for an executable found on a path, when that executable is our own. */
+export function inProcessPlugin(file: string): Plugin | undefined {
+  const p = registry.get(basename(file));
+  return p && isOwnExecutable(file) ? p : undefined;
+}
+
 export interface DelegateOptions {
   /** stdin for the plugin (the main plugin's own stdin, normally). */
   stdin: Buffer;
