@@ -1,0 +1,5 @@
+/** Every case, in the order they run: protocol first, then each plugin's documented behaviour. */
+import type { Case } from '../harness';
+import { protocolCases } from './protocol';
+
+export const allCases: Case[] = [...protocolCases];
