@@ -1,5 +1,6 @@
 /** Every case, in the order they run: protocol first, then each plugin's documented behaviour. */
 import type { Case } from '../harness';
+import { hostLocalCases } from './host-local';
 import { protocolCases } from './protocol';
 
-export const allCases: Case[] = [...protocolCases];
+export const allCases: Case[] = [...protocolCases, ...hostLocalCases];
