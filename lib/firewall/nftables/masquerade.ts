@@ -1,12 +1,116 @@
-/** nftables masquerade for bridge ipMasq. (Placeholder until bridge lands.) */
-import { internalError } from '../../errors';
+/**
+ * nftables masquerade for bridge ipMasq, in the Go plugin's layout so either implementation cleans up after the
+ * other: table `inet cni_plugins_masquerade`, base chain `postrouting` (multicast returns, then `goto
+ * masq_checks`), and in `masq_checks` one rule per container address
+ * `ip saddr <ip> ip daddr != <subnet> masquerade` commented
+ * `<sha512(network)[:16]>-<sha512(ifname:containerID)[:16]>, net: <network>, if: <ifname>, id: <containerID>`.
+ *
+ * ADD is one `nft -f -` (no listing). nft deletes rules by handle only, so DEL, CHECK and GC list `masq_checks`
+ * by name (never the ruleset) and pick rules by their comment prefix.
+ */
+import { createHash } from 'node:crypto';
+import { CniError, ErrorCode } from '../../errors';
+import { nftApply, run } from '../../exec';
+import { formatIp, parseCidr, subnetText } from '../../ip';
 import type { AttachmentKey, MasqueradeRequest } from '../driver';
 
-const notYet = async (): Promise<never> => {
-  throw internalError('nftables masquerade: not implemented yet');
-};
-export const available = async (): Promise<boolean> => false;
-export const addMasquerade: (r: MasqueradeRequest) => Promise<void> = notYet;
-export const delMasquerade: (r: MasqueradeRequest) => Promise<void> = notYet;
-export const checkMasquerade: (r: MasqueradeRequest) => Promise<void> = notYet;
-export const gcMasquerade: (network: string, valid: AttachmentKey[]) => Promise<void> = notYet;
+export const TABLE = 'inet cni_plugins_masquerade';
+export const CHAIN = 'masq_checks';
+/** knftables' comment limit, which the Go plugin cuts its comments to. */
+const COMMENT_MAX = 128;
+
+const hash16 = (s: string) => createHash('sha512').update(s).digest('hex').slice(0, 16);
+export const networkHash = (network: string) => hash16(network);
+export const instanceHash = (network: string, ifname: string, containerID: string) => `${networkHash(network)}-${hash16(`${ifname}:${containerID}`)}`;
+export function ruleComment(network: string, ifname: string, containerID: string): string {
+  const strip = (s: string) => s.replace(/"/g, '');
+  return `${instanceHash(network, ifname, containerID)}, net: ${strip(network)}, if: ${strip(ifname)}, id: ${strip(containerID)}`.slice(0, COMMENT_MAX);
+}
+
+/** The rule text for each address, as `nft list` prints it back (for CHECK). */
+export function ruleBodies(addresses: string[]): string[] {
+  return addresses.map((a) => {
+    const c = parseCidr(a);
+    if (!c) throw new CniError(ErrorCode.InvalidConfig, `masquerade: "${a}" is not an address with prefix length`);
+    const ip = c.addr.family === 4 ? 'ip' : 'ip6';
+    return `${ip} saddr ${formatIp(c.addr)} ${ip} daddr != ${subnetText(c)} masquerade`;
+  });
+}
+
+export function addScript(r: MasqueradeRequest): string {
+  const comment = JSON.stringify(ruleComment(r.network, r.ifname, r.containerID));
+  return [
+    `add table ${TABLE} { comment "Masquerading for plugins from github.com/containernetworking/plugins" ; }`,
+    `add chain ${TABLE} ${CHAIN} { comment "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet" ; }`,
+    `add chain ${TABLE} postrouting { type nat hook postrouting priority srcnat ; }`,
+    `flush chain ${TABLE} postrouting`,
+    `add rule ${TABLE} postrouting ip daddr 224.0.0.0/4 return`,
+    `add rule ${TABLE} postrouting ip6 daddr ff00::/8 return`,
+    `add rule ${TABLE} postrouting goto ${CHAIN}`,
+    ...ruleBodies(r.addresses).map((b) => `add rule ${TABLE} ${CHAIN} ${b} comment ${comment}`),
+    '',
+  ].join('\n');
+}
+
+interface ListedRule {
+  handle: number;
+  comment: string;
+  body: string;
+}
+
+/** Rules of `masq_checks` from `nft -a list chain` output; null when the chain is not there. */
+export function parseChain(listing: string): ListedRule[] {
+  const out: ListedRule[] = [];
+  for (const line of listing.split('\n')) {
+    const m = /^\s*(.*?) comment "([^"]*)" # handle (\d+)$/.exec(line);
+    if (m) out.push({ body: m[1]!, comment: m[2]!, handle: Number(m[3]) });
+  }
+  return out;
+}
+
+async function listRules(): Promise<ListedRule[] | null> {
+  const r = await run('nft', ['-a', 'list', 'chain', ...TABLE.split(' '), CHAIN], { allowFailure: true });
+  return r.code === 0 ? parseChain(r.stdout) : null;
+}
+
+const deleteScript = (rules: ListedRule[]) => rules.map((x) => `delete rule ${TABLE} ${CHAIN} handle ${x.handle}`).join('\n') + '\n';
+
+export async function available(): Promise<boolean> {
+  try {
+    // A checked (never committed) transaction: proves nft and the kernel's nf_tables work, changes nothing.
+    return (await run('nft', ['-c', '-f', '-'], { input: `add table ${TABLE}\n`, allowFailure: true })).code === 0;
+  } catch {
+    return false;
+  }
+}
+
+export async function addMasquerade(r: MasqueradeRequest): Promise<void> {
+  if (r.addresses.length) await nftApply(addScript(r));
+}
+
+export async function delMasquerade(r: MasqueradeRequest): Promise<void> {
+  const rules = await listRules();
+  if (!rules) return;
+  const prefix = instanceHash(r.network, r.ifname, r.containerID);
+  const ours = rules.filter((x) => x.comment.startsWith(prefix));
+  if (ours.length) await nftApply(deleteScript(ours));
+}
+
+export async function checkMasquerade(r: MasqueradeRequest): Promise<void> {
+  const rules = (await listRules()) ?? [];
+  const prefix = instanceHash(r.network, r.ifname, r.containerID);
+  const have = new Set(rules.filter((x) => x.comment.startsWith(prefix)).map((x) => x.body));
+  const missing = ruleBodies(r.addresses).filter((b) => !have.has(b));
+  if (missing.length) {
+    throw new CniError(ErrorCode.Internal, `masquerade rules of container ${r.containerID} (${r.ifname}) on network ${r.network} are missing from nft ${TABLE} ${CHAIN}: ${missing.join('; ')}`);
+  }
+}
+
+export async function gcMasquerade(network: string, valid: AttachmentKey[]): Promise<void> {
+  const rules = await listRules();
+  if (!rules) return;
+  const keep = new Set(valid.map((a) => instanceHash(network, a.ifname, a.containerID)));
+  const prefix = `${networkHash(network)}-`;
+  const stale = rules.filter((x) => x.comment.startsWith(prefix) && !keep.has(x.comment.slice(0, prefix.length + 16)));
+  if (stale.length) await nftApply(deleteScript(stale));
+}

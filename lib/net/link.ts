@@ -1,0 +1,64 @@
+/**
+ * What the kernel has for a link in our own namespace, read from /sys/class/net without starting a process.
+ * (Only valid in the namespace this process runs in: /sys does not follow nsenter.)
+ */
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { basename } from 'node:path';
+
+const sys = (name: string, attr: string) => `/sys/class/net/${name}/${attr}`;
+
+function read(name: string, attr: string): string | undefined {
+  try {
+    return readFileSync(sys(name, attr), 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+export interface LinkState {
+  name: string;
+  ifindex: number;
+  /** Peer's ifindex for a veth (equals ifindex for links without a peer). */
+  iflink: number;
+  mac: string;
+  isBridge: boolean;
+  /** Name of the bridge this link is a port of. */
+  master?: string;
+  alias: string;
+  promisc: boolean;
+  up: boolean;
+  mtu: number;
+  /** 3 = the MAC was set explicitly (a bridge then keeps it when ports come and go). */
+  addrAssignType: number;
+}
+
+const IFF_UP = 0x1;
+const IFF_PROMISC = 0x100;
+
+/** The link's state, or undefined when there is no such link. */
+export function linkState(name: string): LinkState | undefined {
+  const ifindex = read(name, 'ifindex');
+  if (ifindex === undefined) return undefined;
+  let master: string | undefined;
+  try {
+    master = basename(readlinkSync(sys(name, 'master')));
+  } catch {
+    master = undefined;
+  }
+  const flags = parseInt(read(name, 'flags') ?? '0', 16);
+  return {
+    name,
+    ifindex: Number(ifindex),
+    iflink: Number(read(name, 'iflink') ?? ifindex),
+    mac: read(name, 'address') ?? '',
+    isBridge: existsSync(sys(name, 'bridge')),
+    ...(master ? { master } : {}),
+    alias: read(name, 'ifalias') ?? '',
+    promisc: (flags & IFF_PROMISC) !== 0,
+    up: (flags & IFF_UP) !== 0,
+    mtu: Number(read(name, 'mtu') ?? 0),
+    addrAssignType: Number(read(name, 'addr_assign_type') ?? 0),
+  };
+}
+
+export const linkExists = (name: string) => existsSync(sys(name, 'ifindex'));
