@@ -66,6 +66,12 @@ export class Env {
     return { containerID: uniqueName('conf-'), netns: netnsPath(ns), ifname, ns };
   }
 
+  /** Deletes a container namespace, as a runtime does before a late DEL (cleanup tolerates it being gone). */
+  async removeNetns(ns: string): Promise<void> {
+    const r = await sh('ip', ['netns', 'del', ns]);
+    if (r.code !== 0) throw new Error(`ip netns del ${ns}: ${r.stderr}`);
+  }
+
   /** Runs a plugin in the host namespace with CNI_PATH set to the directory under test. */
   call(type: string, run: PluginRun): Promise<PluginResult> {
     return this.sandbox.plugin(type, run, this.set.dir);
