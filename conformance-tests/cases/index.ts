@@ -2,6 +2,7 @@
 import type { Case } from '../harness';
 import { bridgeCases } from './bridge';
 import { hostLocalCases } from './host-local';
+import { portmapCases } from './portmap';
 import { protocolCases } from './protocol';
 
-export const allCases: Case[] = [...protocolCases, ...hostLocalCases, ...bridgeCases];
+export const allCases: Case[] = [...protocolCases, ...hostLocalCases, ...bridgeCases, ...portmapCases];

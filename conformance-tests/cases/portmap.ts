@@ -1,0 +1,164 @@
+/**
+ * portmap chained after bridge (with host-local), as its documentation promises: the result passes prevResult
+ * through, a host port reaches the container from outside, from the host itself, from localhost and from the
+ * container (hairpin), and DEL removes the mapping, also without the netns. The nftables backend is checked when
+ * the plugin honours `backend: "nftables"` (probed), else skipped.
+ */
+import type { Attachment, Env } from '../env';
+import { mentions, WORLD } from '../env';
+import { check, show, Skip, type Case } from '../harness';
+import { bridgeConf, firstIp, versionFor, withPrev } from './common';
+
+const P = ['bridge', 'host-local', 'portmap'];
+const HOST_PORT = 8080;
+const CTR_PORT = 80;
+
+interface Mapped {
+  a: Attachment;
+  ip: string;
+  bridge: any;
+  bridgeRes: any;
+  pm: any;
+  pmRes: any;
+}
+
+/** A container on a hairpin bridge serving CTR_PORT, published on HOST_PORT, with an outside namespace. */
+async function mapped(env: Env, set: Parameters<Case['run']>[1], extra: Record<string, unknown> = {}): Promise<Mapped & { world: string }> {
+  const v = versionFor(set, P, '0.3.0');
+  const world = await env.world();
+  const bridge = bridgeConf(env, v, { hairpinMode: true });
+  const a = await env.attachment();
+  const bridgeRes = await env.ok('bridge', 'ADD', bridge, a);
+  const ip = firstIp(bridgeRes);
+  await env.serve(a.ns, '0.0.0.0', CTR_PORT, 'ctr');
+  const pm = {
+    cniVersion: v,
+    name: bridge.name,
+    type: 'portmap',
+    ...extra,
+    runtimeConfig: { portMappings: [{ hostPort: HOST_PORT, containerPort: CTR_PORT, protocol: 'tcp' }] },
+    prevResult: bridgeRes,
+  };
+  const pmRes = await env.ok('portmap', 'ADD', pm, a);
+  return { a, ip, bridge, bridgeRes, pm, pmRes, world };
+}
+
+async function reach(env: Env, from: string, host: string, what: string): Promise<string> {
+  const r = await env.connect(from, host, HOST_PORT);
+  check(r.ok && r.text.startsWith('ctr '), `${what}: ${host}:${HOST_PORT} did not reach the container (${show(r.text)})`);
+  return r.text;
+}
+
+async function unreachable(env: Env, from: string, host: string, what: string): Promise<void> {
+  const r = await env.connect(from, host, HOST_PORT);
+  check(!r.ok || !r.text.startsWith('ctr '), `${what}: ${host}:${HOST_PORT} still reaches the container`);
+}
+
+/** Keys sorted, empty dns dropped: "equivalent" in the sense of SPEC §5. */
+function canonical(x: any): string {
+  const { cniVersion: _v, dns, ...rest } = x ?? {};
+  const body = dns && Object.keys(dns).length ? { ...rest, dns } : rest;
+  const sort = (y: any): any => (Array.isArray(y) ? y.map(sort) : y && typeof y === 'object' ? Object.fromEntries(Object.keys(y).sort().map((k) => [k, sort(y[k])])) : y);
+  return JSON.stringify(sort(body));
+}
+
+export const portmapCases: Case[] = [
+  {
+    id: 'portmap/prev-result',
+    basis: 'SPEC §2 ADD and §5 (prevResult passed through)',
+    level: 'must',
+    plugins: P,
+    async run(env, set) {
+      const m = await mapped(env, set);
+      check(m.pmRes.cniVersion === m.pm.cniVersion, `result cniVersion ${show(m.pmRes.cniVersion)}, request ${m.pm.cniVersion}`);
+      check(canonical(m.pmRes) === canonical(m.bridgeRes), `portmap changed prevResult: ${show(canonical(m.bridgeRes))} -> ${show(canonical(m.pmRes))}`);
+    },
+  },
+  {
+    id: 'portmap/from-outside',
+    basis: 'portmap docs (hostPort -> containerPort)',
+    level: 'must',
+    plugins: P,
+    async run(env, set) {
+      const m = await mapped(env, set);
+      await reach(env, m.world, WORLD.hostIp, 'from outside');
+    },
+  },
+  {
+    id: 'portmap/from-host',
+    basis: 'portmap docs (reachable from the host)',
+    level: 'must',
+    plugins: P,
+    async run(env, set) {
+      await mapped(env, set);
+      await reach(env, env.hostNs, WORLD.hostIp, 'from the host');
+    },
+  },
+  {
+    id: 'portmap/localhost',
+    basis: 'portmap docs (127.0.0.1:hostPort with snat)',
+    level: 'must',
+    plugins: P,
+    async run(env, set) {
+      await mapped(env, set);
+      await reach(env, env.hostNs, '127.0.0.1', 'from localhost');
+    },
+  },
+  {
+    id: 'portmap/hairpin',
+    basis: 'portmap docs (a container reaches its own host port)',
+    level: 'must',
+    plugins: P,
+    async run(env, set) {
+      const m = await mapped(env, set);
+      await reach(env, m.a.ns, WORLD.hostIp, 'from the container itself');
+    },
+  },
+  {
+    id: 'portmap/del',
+    basis: 'SPEC §2 DEL (idempotent); portmap docs',
+    level: 'must',
+    plugins: P,
+    async run(env, set) {
+      const m = await mapped(env, set);
+      await env.ok('portmap', 'DEL', withPrev(m.pm, m.pmRes), m.a);
+      await unreachable(env, m.world, WORLD.hostIp, 'after DEL, from outside');
+      await env.ok('portmap', 'DEL', withPrev(m.pm, m.pmRes), m.a);
+      await env.ok('bridge', 'DEL', withPrev(m.bridge, m.bridgeRes), m.a);
+      const left = mentions(await env.netfilter(), [m.ip, m.a.containerID]);
+      check(left.length === 0, `after DEL the host netfilter still mentions ${m.ip}/${m.a.containerID}: ${show(left)}`);
+    },
+  },
+  {
+    id: 'portmap/del-without-netns',
+    basis: 'SPEC §2 DEL (CNI_NETNS optional); portmap docs',
+    level: 'must',
+    plugins: P,
+    async run(env, set) {
+      const m = await mapped(env, set);
+      await env.removeNetns(m.a.ns);
+      await env.ok('portmap', 'DEL', withPrev(m.pm, m.pmRes), { ...m.a, netns: '' });
+      await env.ok('bridge', 'DEL', withPrev(m.bridge, m.bridgeRes), { ...m.a, netns: '' });
+      const left = mentions(await env.netfilter(), [m.ip, m.a.containerID]);
+      check(left.length === 0, `after DEL without netns the host netfilter still mentions ${m.ip}/${m.a.containerID}: ${show(left)}`);
+    },
+  },
+  {
+    id: 'portmap/nftables',
+    basis: 'portmap docs (backend nftables)',
+    level: 'must',
+    plugins: P,
+    async run(env, set) {
+      const m = await mapped(env, set, { backend: 'nftables' });
+      const legacy = mentions((await env.exec('iptables-save', [])).stdout, [m.ip, m.a.containerID]);
+      if (legacy.length) throw new Skip(`backend "nftables" is not supported: the plugin wrote iptables rules (${show(legacy[0])})`);
+      await reach(env, m.world, WORLD.hostIp, 'nftables, from outside');
+      await reach(env, env.hostNs, WORLD.hostIp, 'nftables, from the host');
+      await env.ok('portmap', 'DEL', withPrev(m.pm, m.pmRes), m.a);
+      await unreachable(env, m.world, WORLD.hostIp, 'nftables, after DEL');
+      await env.ok('bridge', 'DEL', withPrev(m.bridge, m.bridgeRes), m.a);
+      const left = mentions(await env.netfilter(), [m.ip, m.a.containerID]);
+      check(left.length === 0, `after DEL the host netfilter still mentions ${m.ip}/${m.a.containerID}: ${show(left)}`);
+    },
+  },
+];
