@@ -30,7 +30,7 @@ function parseArgs(argv: string[]) {
     } else throw new Error(`unknown argument ${a}`);
   }
   if (!o.plugins) throw new Error('--plugins DIR is required');
-  return o;
+  return { ...o, plugins: o.plugins };
 }
 
 async function main() {
