@@ -1,11 +1,107 @@
-/** iptables host ports for portmap. (Placeholder until portmap lands.) */
-import { internalError } from '../../errors';
+/**
+ * iptables host ports for portmap. Each operation is one `iptables-restore --noflush` per family on the
+ * common path; it never lists a table. Slow paths (first container on a host, DEL of something already
+ * gone, GC) list only our own chains by name.
+ */
+import { CniError, ErrorCode, internalError } from '../../errors';
+import { ExecError, iptablesRestore, run } from '../../exec';
+import type { Family } from '../../ip';
 import type { AttachmentKey, HostportRequest } from '../driver';
+import {
+  addPayload,
+  checkPlan,
+  containerCidr,
+  delListedPayload,
+  delPayload,
+  dnatChainName,
+  familiesOf,
+  jumpsTo,
+  parseJumps,
+  sharedChains,
+  sharedRules,
+  sharedSetupPayload,
+  TOP_DNAT_CHAIN,
+} from './hostport-rules';
 
-const notYet = async (): Promise<never> => {
-  throw internalError('iptables hostport: not implemented yet');
-};
-export const addHostports: (r: HostportRequest) => Promise<void> = notYet;
-export const delHostports: (r: HostportRequest) => Promise<void> = notYet;
-export const checkHostports: (r: HostportRequest) => Promise<void> = notYet;
-export const gcHostports: (network: string, valid: AttachmentKey[]) => Promise<void> = notYet;
+const iptables = (family: Family) => (family === 4 ? 'iptables' : 'ip6tables');
+const nat = (family: Family, args: string[]) => run(iptables(family), ['-w', '10', '-t', 'nat', ...args], { allowFailure: true });
+
+/** Creates the shared chains and rules that are missing (once per host, or after someone removed them). */
+async function setupShared(r: HostportRequest, family: Family): Promise<void> {
+  // -N fails when the chain exists, which is the usual case here.
+  await Promise.all(sharedChains(r).map((c) => nat(family, ['-N', c])));
+  const rules = sharedRules(r);
+  const present = await Promise.all(rules.map((s) => nat(family, ['-C', s.chain, ...s.args]).then((x) => x.code === 0)));
+  const missing = rules.filter((_, i) => !present[i]);
+  if (missing.length) await iptablesRestore(family, sharedSetupPayload(missing));
+}
+
+export async function addHostports(r: HostportRequest): Promise<void> {
+  for (const family of [4, 6] as const) {
+    const cidr = containerCidr(r, family);
+    if (!cidr) continue;
+    const text = addPayload(r, family, cidr);
+    try {
+      await iptablesRestore(family, text);
+    } catch (e) {
+      // Usually the shared chains are not there yet; set them up and try once more.
+      await setupShared(r, family);
+      await iptablesRestore(family, text).catch((again: unknown) => {
+        throw again instanceof CniError ? again : e;
+      });
+    }
+  }
+}
+
+/** Whether our chain exists, by listing only it. */
+const chainExists = async (family: Family, chain: string) => (await nat(family, ['-S', chain])).code === 0;
+
+export async function delHostports(r: HostportRequest): Promise<void> {
+  const chain = dnatChainName(r.network, r.containerID);
+  const failures: string[] = [];
+  for (const family of familiesOf(r)) {
+    const done = await iptablesRestore(family, delPayload(r, family), { allowFailure: true }).then((x) => x.code === 0, () => false);
+    if (done) continue;
+    // Already gone (a second DEL), mappings differing from ADD's, or no such family: list our chain only.
+    if (!(await chainExists(family, chain))) continue;
+    const listing = await nat(family, ['-S', TOP_DNAT_CHAIN]);
+    const r2 = await iptablesRestore(family, delListedPayload(jumpsTo(listing.stdout, chain), [chain]), { allowFailure: true });
+    if (r2.code !== 0) failures.push(`${iptables(family)}-restore: ${r2.stderr.trim()}`);
+  }
+  if (failures.length) throw internalError(`cannot remove port mappings chain ${chain}: ${failures.join('; ')}`);
+}
+
+export async function checkHostports(r: HostportRequest): Promise<void> {
+  for (const family of [4, 6] as const) {
+    const cidr = containerCidr(r, family);
+    if (!cidr) continue;
+    const { text, rules } = checkPlan(r, family, cidr);
+    try {
+      await iptablesRestore(family, text);
+    } catch (e) {
+      const stderr = e instanceof ExecError ? (e.result?.stderr ?? '') : String(e);
+      const m = /line (\d+) failed/.exec(stderr);
+      const rule = m ? rules[Number(m[1]) - 2] : undefined;
+      if (!rule) throw e;
+      throw new CniError(ErrorCode.Internal, `${iptables(family)}: missing ${rule.what}: ${rule.args.join(' ')}`);
+    }
+  }
+}
+
+export async function gcHostports(network: string, valid: AttachmentKey[]): Promise<void> {
+  const keep = new Set(valid.map((v) => v.containerID));
+  for (const family of [4, 6] as const) {
+    const listing = await nat(family, ['-S', TOP_DNAT_CHAIN]);
+    if (listing.code !== 0) continue;
+    const stale = parseJumps(listing.stdout).filter((j) => j.network === network && !keep.has(j.containerID));
+    if (!stale.length) continue;
+    const chains = [...new Set(stale.map((s) => s.chain))];
+    await iptablesRestore(family, delListedPayload(stale.map((s) => s.line), chains));
+  }
+}
+
+/** Whether iptables can be used here (for STATUS; spawns). */
+export async function hostportsAvailable(): Promise<boolean> {
+  const r = await nat(4, ['-S', 'OUTPUT', '1']).catch(() => null);
+  return !!r && r.code === 0;
+}

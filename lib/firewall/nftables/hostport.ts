@@ -1,11 +1,96 @@
-/** nftables host ports for portmap. (Placeholder until portmap lands.) */
-import { internalError } from '../../errors';
+/**
+ * nftables host ports for portmap: one `nft -f -` transaction per ADD and per DEL, touching only map
+ * elements by key and the attachment's own chain. Slow paths (DEL of something already gone, CHECK, GC) list
+ * only our own table's maps or the attachment's chain.
+ */
+import { CniError, ErrorCode, internalError } from '../../errors';
+import { ExecError, nftApply, run } from '../../exec';
+import type { Family } from '../../ip';
 import type { AttachmentKey, HostportRequest } from '../driver';
+import { containerCidr, familiesOf } from '../iptables/hostport-rules';
+import {
+  addScript,
+  containerChain,
+  containerRules,
+  delListedScript,
+  delScript,
+  elements,
+  ownerComment,
+  parseMapListing,
+  ruleComments,
+  TABLE,
+  type Element,
+} from './hostport-rules';
 
-const notYet = async (): Promise<never> => {
-  throw internalError('nftables hostport: not implemented yet');
-};
-export const addHostports: (r: HostportRequest) => Promise<void> = notYet;
-export const delHostports: (r: HostportRequest) => Promise<void> = notYet;
-export const checkHostports: (r: HostportRequest) => Promise<void> = notYet;
-export const gcHostports: (network: string, valid: AttachmentKey[]) => Promise<void> = notYet;
+const MAPS: ReadonlyArray<Element['map']> = ['ports', 'hostip4', 'hostip6'];
+const nft = (args: string[]) => run('nft', args, { allowFailure: true });
+
+export async function addHostports(r: HostportRequest): Promise<void> {
+  try {
+    await nftApply(addScript(r));
+  } catch (e) {
+    const stderr = e instanceof ExecError ? (e.result?.stderr ?? '') : '';
+    const clash = /add element \S+ \S+ (\S+) \{ (.+?) comment/.exec(stderr.split('\n').find((l) => l.startsWith('add element')) ?? '');
+    if (/File exists/.test(stderr) && clash) {
+      throw new CniError(ErrorCode.InvalidConfig, `runtimeConfig.portMappings: host port ${clash[2]} (${clash[1]}) is already published by another container on this host`);
+    }
+    throw e;
+  }
+}
+
+/** Our table's elements that jump to `chain` (listing our three maps, not the ruleset). */
+async function elementsJumpingTo(chain: string): Promise<Element[]> {
+  const lists = await Promise.all(MAPS.map((m) => nft(['-j', 'list', 'map', ...TABLE.split(' '), m]).then((x) => parseMapListing(x.stdout, m))));
+  return lists.flat().filter((e) => e.target === chain).map(({ map, key }) => ({ map, key }));
+}
+
+const chainListing = (chain: string) => nft(['-j', 'list', 'chain', ...TABLE.split(' '), chain]);
+
+export async function delHostports(r: HostportRequest): Promise<void> {
+  const chain = containerChain(r.network, r.containerID);
+  const done = await nftApply(delScript(r, familiesOf(r)), { allowFailure: true }).then((x) => x.code === 0, () => false);
+  if (done) return;
+  // Already gone, or elements differing from ADD's: find what jumps to our chain.
+  if ((await chainListing(chain)).code !== 0) return;
+  const again = await nftApply(delListedScript(await elementsJumpingTo(chain), [chain]), { allowFailure: true });
+  if (again.code !== 0) throw internalError(`cannot remove port mappings chain ${chain} from table ${TABLE}: ${again.stderr.trim()}`);
+}
+
+export async function checkHostports(r: HostportRequest): Promise<void> {
+  const chain = containerChain(r.network, r.containerID);
+  const cidrs = ([4, 6] as const).flatMap((f) => {
+    const c = containerCidr(r, f);
+    return c ? [[f, c] as [Family, NonNullable<typeof c>]] : [];
+  });
+  const listing = await chainListing(chain);
+  if (listing.code !== 0) throw internalError(`nftables: missing chain ${chain} in table ${TABLE}`);
+  const present = ruleComments(listing.stdout);
+  for (const rule of containerRules(r, cidrs)) {
+    if (!present.has(rule.comment)) throw internalError(`nftables: missing ${rule.comment} rule in chain ${chain} of table ${TABLE}`);
+  }
+  const owner = ownerComment(r.network, r.containerID);
+  const wanted = elements(r, cidrs.map(([f]) => f));
+  const found = await Promise.all(
+    wanted.map((e) => nft(['-j', 'get', 'element', ...TABLE.split(' '), e.map, `{ ${e.key} }`]).then((x) => parseMapListing(x.stdout, e.map))),
+  );
+  wanted.forEach((e, i) => {
+    const got = found[i]!.find((x) => x.key === e.key);
+    if (!got || got.target !== chain) throw internalError(`nftables: missing element { ${e.key} : jump ${chain} } (${owner}) in map ${e.map} of table ${TABLE}`);
+  });
+}
+
+export async function gcHostports(network: string, valid: AttachmentKey[]): Promise<void> {
+  const keep = new Set(valid.map((v) => ownerComment(network, v.containerID)));
+  const prefix = ownerComment(network, '');
+  const lists = await Promise.all(MAPS.map((m) => nft(['-j', 'list', 'map', ...TABLE.split(' '), m]).then((x) => parseMapListing(x.stdout, m))));
+  const stale = lists.flat().filter((e) => e.comment?.startsWith(prefix) && !keep.has(e.comment));
+  if (!stale.length) return;
+  const chains = [...new Set(stale.map((e) => e.target).filter((t): t is string => !!t))];
+  await nftApply(delListedScript(stale, chains));
+}
+
+/** Whether nft can be used here (for STATUS; spawns): a dry run of creating our table. */
+export async function hostportsAvailable(): Promise<boolean> {
+  const r = await run('nft', ['-c', '-f', '-'], { input: `add table ${TABLE}\n`, allowFailure: true }).catch(() => null);
+  return !!r && r.code === 0;
+}

@@ -1,0 +1,193 @@
+/**
+ * Pure planning of the nftables host-port rules: the exact `nft -f -` scripts for ADD, DEL and GC.
+ *
+ * One table of our own, `inet cni_portmap`, for both families. Host ports are looked up in verdict maps, so the
+ * per-packet cost and the cost of ADD/DEL do not grow with the number of containers: ADD adds map elements
+ * and a chain, DEL deletes exactly those (by key, no handles, no listing).
+ *
+ *   prerouting / output (nat hooks):  fib daddr type local jump hostports
+ *   hostports:  ip daddr . meta l4proto . th dport vmap @hostip4     (mappings with a hostIP)
+ *               ip6 daddr . meta l4proto . th dport vmap @hostip6
+ *               meta l4proto . th dport vmap @ports                  (any local address)
+ *   dn-<hash>:  per mapping and family: hairpin mark, localhost mark (IPv4), dnat; each rule's comment names it
+ *   masq-<bit> (postrouting): meta mark & <bit> == <bit> masquerade
+ * Map elements carry the comment "net=<network> id=<containerID>" so GC finds an attachment's elements.
+ */
+import { formatIp, subnetText, type Cidr, type Family } from '../../ip';
+import type { HostportRequest } from '../driver';
+import { attachmentHash, containerCidr, mappingDestination } from '../iptables/hostport-rules';
+
+export const TABLE = 'inet cni_portmap';
+
+export const containerChain = (network: string, containerID: string) => `dn-${attachmentHash(network, containerID, 21)}`;
+
+/** nft caps comments at 128 bytes. */
+export const ownerComment = (network: string, containerID: string) => `net=${network} id=${containerID}`.slice(0, 128);
+
+const nfproto = (f: Family) => (f === 4 ? 'ipv4' : 'ipv6');
+const ipKw = (f: Family) => (f === 4 ? 'ip' : 'ip6');
+const markHex = (bit: number) => `0x${(2 ** bit).toString(16)}`;
+
+/** A map element: which map, its key, and the text of the key. */
+export interface Element {
+  map: 'ports' | 'hostip4' | 'hostip6';
+  key: string;
+}
+
+/** The map elements of a request for the container's families (a hostIP of the other family is skipped). */
+export function elements(r: HostportRequest, families: readonly Family[]): Element[] {
+  const out: Element[] = [];
+  const seen = new Set<string>();
+  const push = (e: Element) => {
+    const id = `${e.map} ${e.key}`;
+    if (!seen.has(id)) out.push(e), seen.add(id);
+  };
+  for (const m of r.mappings) {
+    for (const f of families) {
+      const { applies, dst } = mappingDestination(m, f);
+      if (!applies) continue;
+      push(dst ? { map: f === 4 ? 'hostip4' : 'hostip6', key: `${dst} . ${m.protocol} . ${m.hostPort}` } : { map: 'ports', key: `${m.protocol} . ${m.hostPort}` });
+    }
+  }
+  return out;
+}
+
+/** Conditions are nft match expressions; joined in front of every rule of their family. */
+const conditions = (r: HostportRequest, f: Family) => ((f === 4 ? r.conditionsV4 : r.conditionsV6) ?? []).join(' ');
+
+export interface NftRule {
+  text: string;
+  /** The rule's comment, which CHECK looks for. */
+  comment: string;
+}
+
+/** The container chain's rules, in order: per mapping and family the hairpin mark, the localhost mark, the dnat. */
+export function containerRules(r: HostportRequest, cidrs: ReadonlyArray<readonly [Family, Cidr]>): NftRule[] {
+  const out: NftRule[] = [];
+  const mark = markHex(r.markMasqBit);
+  for (const m of r.mappings) {
+    for (const [f, cidr] of cidrs) {
+      const { applies, dst } = mappingDestination(m, f);
+      if (!applies) continue;
+      const name = `${m.protocol} ${dst ? `${dst} ` : ''}${m.hostPort} ${f === 4 ? 'IPv4' : 'IPv6'}`;
+      const base = [`meta nfproto ${nfproto(f)}`, conditions(r, f), dst ? `${ipKw(f)} daddr ${dst}` : '', `meta l4proto ${m.protocol} th dport ${m.hostPort}`].filter(Boolean).join(' ');
+      const rule = (what: string, tail: string) => ({ text: `${base} ${tail} comment "${what} ${name}"`, comment: `${what} ${name}` });
+      if (r.snat) {
+        const src = r.masqAll ? '' : `${ipKw(f)} saddr ${subnetText(cidr)} `;
+        out.push(rule('hairpin', `${src}meta mark set meta mark | ${mark}`));
+        if (f === 4 && !r.masqAll) out.push(rule('localhost', `ip saddr 127.0.0.1 meta mark set meta mark | ${mark}`));
+      }
+      const to = f === 6 ? `[${formatIp(cidr.addr)}]:${m.containerPort}` : `${formatIp(cidr.addr)}:${m.containerPort}`;
+      out.push(rule('dnat', `dnat ${ipKw(f)} to ${to}`));
+    }
+  }
+  return out;
+}
+
+/**
+ * The shared skeleton, re-asserted by every ADD: `add` of an existing table, map or chain is a no-op, and the
+ * fixed chains are flushed and refilled in the same transaction, so a hand-damaged skeleton heals itself.
+ */
+export function skeleton(r: HostportRequest): string[] {
+  const out = [
+    `add table ${TABLE}`,
+    `add map ${TABLE} ports { type inet_proto . inet_service : verdict; }`,
+    `add map ${TABLE} hostip4 { type ipv4_addr . inet_proto . inet_service : verdict; }`,
+    `add map ${TABLE} hostip6 { type ipv6_addr . inet_proto . inet_service : verdict; }`,
+    `add chain ${TABLE} prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
+    `add chain ${TABLE} output { type nat hook output priority -100; policy accept; }`,
+    `add chain ${TABLE} hostports`,
+    `flush chain ${TABLE} prerouting`,
+    `flush chain ${TABLE} output`,
+    `flush chain ${TABLE} hostports`,
+    `add rule ${TABLE} prerouting fib daddr type local jump hostports`,
+    `add rule ${TABLE} output fib daddr type local jump hostports`,
+    `add rule ${TABLE} hostports ip daddr . meta l4proto . th dport vmap @hostip4`,
+    `add rule ${TABLE} hostports ip6 daddr . meta l4proto . th dport vmap @hostip6`,
+    `add rule ${TABLE} hostports meta l4proto . th dport vmap @ports`,
+  ];
+  // With an external mark chain (kube-proxy's KUBE-MARK-MASQ bit, say) its owner masquerades marked packets.
+  if (r.snat && !r.externalSetMarkChain) {
+    const masq = `masq-${r.markMasqBit}`;
+    const mark = markHex(r.markMasqBit);
+    out.push(
+      `add chain ${TABLE} ${masq} { type nat hook postrouting priority srcnat; policy accept; }`,
+      `flush chain ${TABLE} ${masq}`,
+      `add rule ${TABLE} ${masq} meta mark & ${mark} == ${mark} masquerade`,
+    );
+  }
+  return out;
+}
+
+const familyCidrs = (r: HostportRequest) =>
+  ([4, 6] as const).flatMap((f) => {
+    const c = containerCidr(r, f);
+    return c ? [[f, c] as const] : [];
+  });
+
+/** ADD: skeleton, the container chain (flushed if it was there), its rules, its map elements. */
+export function addScript(r: HostportRequest): string {
+  const chain = containerChain(r.network, r.containerID);
+  const cidrs = familyCidrs(r);
+  const owner = ownerComment(r.network, r.containerID);
+  return [
+    ...skeleton(r),
+    `add chain ${TABLE} ${chain}`,
+    `flush chain ${TABLE} ${chain}`,
+    ...containerRules(r, cidrs).map((x) => `add rule ${TABLE} ${chain} ${x.text}`),
+    ...elements(r, cidrs.map(([f]) => f)).map((e) => `add element ${TABLE} ${e.map} { ${e.key} comment "${owner}" : jump ${chain} }`),
+    '',
+  ].join('\n');
+}
+
+/** DEL when the families are known or guessed: the elements, then the chain. Fails as a whole if one is missing. */
+export function delScript(r: HostportRequest, families: readonly Family[]): string {
+  const chain = containerChain(r.network, r.containerID);
+  return [...elements(r, families).map((e) => `delete element ${TABLE} ${e.map} { ${e.key} }`), `flush chain ${TABLE} ${chain}`, `delete chain ${TABLE} ${chain}`, ''].join('\n');
+}
+
+/** DEL of listed elements and chains (slow path and GC). */
+export function delListedScript(els: Element[], chains: string[]): string {
+  return [...els.map((e) => `delete element ${TABLE} ${e.map} { ${e.key} }`), ...chains.flatMap((c) => [`flush chain ${TABLE} ${c}`, `delete chain ${TABLE} ${c}`]), ''].join('\n');
+}
+
+/** The element key as nft prints it in JSON ({"concat": [...]}) back to script text. */
+function keyText(val: unknown): string | null {
+  const parts = (val as { concat?: unknown[] })?.concat;
+  return Array.isArray(parts) && parts.every((p) => typeof p === 'string' || typeof p === 'number') ? parts.join(' . ') : null;
+}
+
+/** From `nft -j list map ...` output: each element with its key, comment and jump target. */
+export function parseMapListing(json: string, map: Element['map']): Array<Element & { comment?: string; target?: string }> {
+  const out: Array<Element & { comment?: string; target?: string }> = [];
+  let doc: { nftables?: Array<{ map?: { elem?: unknown[] } }> };
+  try {
+    doc = JSON.parse(json);
+  } catch {
+    return out;
+  }
+  for (const item of doc.nftables ?? []) {
+    for (const pair of item.map?.elem ?? []) {
+      if (!Array.isArray(pair) || pair.length !== 2) continue;
+      const [k, v] = pair as [Record<string, any>, Record<string, any>];
+      const inner = k.elem ?? { val: k };
+      const key = keyText(inner.val);
+      if (key === null) continue;
+      out.push({ map, key, comment: inner.comment, target: v?.jump?.target });
+    }
+  }
+  return out;
+}
+
+/** From `nft -j list chain ...`: the comments of its rules. */
+export function ruleComments(json: string): Set<string> {
+  const out = new Set<string>();
+  try {
+    for (const item of (JSON.parse(json) as { nftables?: Array<{ rule?: { comment?: string } }> }).nftables ?? []) {
+      if (item.rule?.comment) out.add(item.rule.comment);
+    }
+  } catch {
+    // not JSON: no rules
+  }
+  return out;
+}
