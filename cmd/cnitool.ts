@@ -96,7 +96,8 @@ export async function cnitool(args: string[]): Promise<number> {
       containerID: netns ? containerIdFor(netns) : '',
       netns,
       ifname: p.ifname || env.CNI_IFNAME || 'eth0',
-      args: parseToolArgs(env.CNI_ARGS ?? ''),
+      // Unset (not empty) arguments are taken from the ADD's cache by CHECK and DEL.
+      args: env.CNI_ARGS === undefined ? undefined : parseToolArgs(env.CNI_ARGS),
       capabilityArgs: parseCapArgs(env.CAP_ARGS),
     };
     const cni = new CniRuntime({ path: (env.CNI_PATH ?? '').split(':').filter(Boolean), cacheDir: env.CNI_CACHE_DIR });

@@ -11,7 +11,7 @@ import { validateIfname, type Command } from '../skel';
 import { NAME_PATTERN, type Attachment } from '../types/netconf';
 import { convertResult } from '../types/result';
 import { versionAtLeast } from '../version';
-import { cachedAttachments, cacheEntry, DEFAULT_CACHE_DIR, readCachedResult, removeCache, writeCache, type CachedAttachment } from './cache';
+import { cachedAttachments, cacheEntry, DEFAULT_CACHE_DIR, readCached, readCachedResult, removeCache, writeCache, type CachedAttachment } from './cache';
 import type { NetworkConfigList } from './conf';
 import { callPlugin, describePlugin } from './exec';
 import { pluginConfig, pluginEnv, type RuntimeConf } from './request';
@@ -98,21 +98,31 @@ export class CniRuntime {
     return readCachedResult(this.cacheDir, list.name, rt, list.cniVersion);
   }
 
+  /**
+   * The cached result and the runtime arguments for CHECK/DEL. Beyond libcni: arguments the caller left out
+   * (undefined, not empty) come from the cache, so `cnitool del` without CAP_ARGS still removes the port mappings
+   * ADD made.
+   */
+  private fromCache(list: NetworkConfigList, rt: RuntimeConf): { prevResult?: Result; rt: RuntimeConf } {
+    const c = readCached(this.cacheDir, list.name, rt, list.cniVersion);
+    return { prevResult: c?.result, rt: { ...rt, args: rt.args ?? c?.args, capabilityArgs: rt.capabilityArgs ?? c?.capabilityArgs } };
+  }
+
   async checkNetworkList(list: NetworkConfigList, rt: RuntimeConf): Promise<void> {
     if (!versionAtLeast(list.cniVersion, '0.4.0')) throw versionError(`configuration version "${list.cniVersion}" does not support the CHECK command (it needs 0.4.0 or later)`);
     if (list.disableCheck) return;
-    const prevResult = this.cachedResult(list, rt);
+    const c = this.fromCache(list, rt);
     for (let i = 0; i < list.plugins.length; i++) {
-      await this.call(list, i, 'CHECK', rt, pluginConfig(list, list.plugins[i]!, { prevResult, rt }));
+      await this.call(list, i, 'CHECK', c.rt, pluginConfig(list, list.plugins[i]!, { prevResult: c.prevResult, rt: c.rt }));
     }
   }
 
   async delNetworkList(list: NetworkConfigList, rt: RuntimeConf): Promise<void> {
-    let prevResult: Result | undefined;
+    let c: { prevResult?: Result; rt: RuntimeConf } = { rt };
     // Before 0.4.0 DEL carried no prevResult.
     if (versionAtLeast(list.cniVersion, '0.4.0')) {
       try {
-        prevResult = this.cachedResult(list, rt);
+        c = this.fromCache(list, rt);
       } catch (e) {
         // An unreadable cache must not block DEL: drop it and let the plugins clean up from their own records.
         process.stderr.write(`ignoring the cached result: ${(e as Error).message}\n`);
@@ -120,7 +130,7 @@ export class CniRuntime {
       }
     }
     for (let i = list.plugins.length - 1; i >= 0; i--) {
-      await this.call(list, i, 'DEL', rt, pluginConfig(list, list.plugins[i]!, { prevResult, rt }));
+      await this.call(list, i, 'DEL', c.rt, pluginConfig(list, list.plugins[i]!, { prevResult: c.prevResult, rt: c.rt }));
     }
     removeCache(this.cacheDir, list.name, rt);
   }

@@ -78,11 +78,18 @@ export function removeCache(cacheDir: string, network: string, rt: Pick<RuntimeC
   }
 }
 
+/** What ADD left for an attachment: its result (in the version asked for) and the runtime arguments it was made with. */
+export interface Cached {
+  result?: Record<string, unknown>;
+  args?: [string, string][];
+  capabilityArgs?: Record<string, unknown>;
+}
+
 /**
- * The cached result converted to `version` (prevResult must be in the version of the config), or undefined
- * when nothing is cached. Throws when the file cannot be understood.
+ * The cache entry of an attachment with its result converted to `version` (prevResult must be in the version
+ * of the config), or undefined when nothing is cached. Throws when the file cannot be understood.
  */
-export function readCachedResult(cacheDir: string, network: string, rt: Pick<RuntimeConf, 'containerID' | 'ifname'>, version: string): Record<string, unknown> | undefined {
+export function readCached(cacheDir: string, network: string, rt: Pick<RuntimeConf, 'containerID' | 'ifname'>, version: string): Cached | undefined {
   const file = cacheFile(cacheDir, network, rt);
   let text: string;
   try {
@@ -98,11 +105,20 @@ export function readCachedResult(cacheDir: string, network: string, rt: Pick<Run
   }
   // Files from before cniCacheV1 hold just the result.
   const entry = raw as Partial<CacheEntry>;
-  const result = entry?.kind === CACHE_KIND ? entry.result : (raw as Record<string, unknown>);
-  if (!result) return undefined;
-  const own = typeof result.cniVersion === 'string' && result.cniVersion ? result.cniVersion : version;
-  return convertResult(result, own, version);
+  const v1 = entry?.kind === CACHE_KIND;
+  const result = v1 ? entry.result : (raw as Record<string, unknown>);
+  const out: Cached = {};
+  if (v1 && entry.cniArgs) out.args = entry.cniArgs;
+  if (v1 && entry.capabilityArgs) out.capabilityArgs = entry.capabilityArgs;
+  if (result) {
+    const own = typeof result.cniVersion === 'string' && result.cniVersion ? result.cniVersion : version;
+    out.result = convertResult(result, own, version);
+  }
+  return out;
 }
+
+export const readCachedResult = (cacheDir: string, network: string, rt: Pick<RuntimeConf, 'containerID' | 'ifname'>, version: string) =>
+  readCached(cacheDir, network, rt, version)?.result;
 
 /** Every attachment in the cache (of one container when `containerID` is given), in file-name order. */
 export function cachedAttachments(cacheDir: string, containerID?: string): CachedAttachment[] {

@@ -107,6 +107,26 @@ test('CHECK gets the cached result in order; DEL gets it in reverse order, then 
   ]);
 });
 
+test('CHECK and DEL without arguments (unset, not empty) use the ones ADD was given, from the cache', async () => {
+  const list = mkList();
+  await cni.addNetworkList(list, rt);
+  clearLog();
+  const bare = { containerID: 'ctr1', netns: '/var/run/netns/x', ifname: 'eth0' };
+  await cni.checkNetworkList(list, bare);
+  await cni.delNetworkList(list, bare);
+  for (const c of calls()) expect(c.env.CNI_ARGS).toBe('IgnoreUnknown=1');
+  expect(calls().filter((c) => c.type === 'fb').map((c) => c.conf.runtimeConfig)).toEqual([{ portMappings: [{ hostPort: 8080 }] }, { portMappings: [{ hostPort: 8080 }] }]);
+  clearLog();
+  // Given explicitly (even empty), the caller's arguments win.
+  await cni.addNetworkList(list, rt);
+  clearLog();
+  await cni.delNetworkList(list, { ...bare, args: [], capabilityArgs: {} });
+  expect(calls().map((c) => [c.env.CNI_ARGS, c.conf.runtimeConfig])).toEqual([
+    ['', undefined],
+    ['', undefined],
+  ]);
+});
+
 test('the cached result is converted to the list version (a node whose config moved from 1.0.0 to 0.4.0)', async () => {
   await cni.addNetworkList(mkList({ cniVersion: '1.0.0' }), rt);
   clearLog();
