@@ -93,9 +93,12 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv, ex
   };
   let clusterFromFlags = false;
   for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
+    // Both "--flag value" and "--flag=value" (the usual form in manifests).
+    const eq = argv[i]!.startsWith('--') ? argv[i]!.indexOf('=') : -1;
+    const flag = eq > 0 ? argv[i]!.slice(0, eq) : argv[i]!;
+    const inline = eq > 0 ? argv[i]!.slice(eq + 1) : undefined;
     const value = () => {
-      const v = argv[++i];
+      const v = inline ?? argv[++i];
       if (v === undefined) throw new UsageError(`${flag} needs a value`);
       return v;
     };

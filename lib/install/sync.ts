@@ -56,6 +56,7 @@ const within = (outer: string, inner: string) => {
 export class Syncer {
   private binaries: { name: string; id: string }[] | undefined;
   private masq: string | undefined;
+  private readonly warned = new Set<string>();
 
   constructor(private readonly o: InstallOptions, private readonly log: (msg: string) => void) {}
 
@@ -84,7 +85,16 @@ export class Syncer {
     if (writeIfChanged(confPath, buildConflist(o, view.podCidrs))) this.log(`wrote ${confPath} for pod CIDRs ${view.podCidrs.join(', ')}`);
 
     // The node forwards between its bridge and the underlay (the bridge plugin also sets these on first ADD).
-    for (const c of view.podCidrs) ensureSysctl(parseCidr(c)!.addr.family === 4 ? 'net.ipv4.ip_forward' : 'net.ipv6.conf.all.forwarding', 1);
+    // A container without privileges sees /proc/sys read-only; the bridge plugin sets forwarding on ADD anyway.
+    for (const c of view.podCidrs) {
+      const key = parseCidr(c)!.addr.family === 4 ? 'net.ipv4.ip_forward' : 'net.ipv6.conf.all.forwarding';
+      try {
+        ensureSysctl(key, 1);
+      } catch (e) {
+        if (!this.warned.has(key)) this.log(`warning: ${(e as Error).message}; the bridge plugin will enable it on the first pod`);
+        this.warned.add(key);
+      }
+    }
 
     if (o.routes) for (const line of await syncRoutes(view.routes)) this.log(line);
 
