@@ -33,6 +33,12 @@ const CLIENT = `const net=require('net');const [host,port]=process.argv.slice(1)
 const s=net.connect({host,port:+port,timeout:3000});s.on('data',d=>out+=d);s.on('end',()=>{console.log(out);process.exit(0)});
 s.on('timeout',()=>{console.log('timeout');process.exit(1)});s.on('error',e=>{console.log(e.code||e.message);process.exit(1)});`;
 
+const UDP_SERVER = `const d=require('dgram');const [host,port,label]=process.argv.slice(1);const s=d.createSocket(host.includes(':')?'udp6':'udp4');
+s.on('message',(m,r)=>s.send(label+' '+r.address,r.port,r.address));s.bind(+port,host,()=>console.log('ready'));`;
+const UDP_CLIENT = `const d=require('dgram');const [host,port,sport]=process.argv.slice(1);const s=d.createSocket('udp4');
+setTimeout(()=>{console.log('timeout');process.exit(1)},3000);s.on('message',m=>{console.log(String(m));process.exit(0)});
+s.bind(+sport,()=>s.send('x',+port,host));`;
+
 const live = new Set<Env>();
 /** Removes every live environment (SIGINT). */
 export async function cleanupAll(): Promise<void> {
@@ -112,9 +118,10 @@ export class Env {
     return ns;
   }
 
-  /** Starts a TCP server in `ns` that answers "<label> <peer address>" and closes. */
-  async serve(ns: string, host: string, port: number, label: string): Promise<void> {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', SERVER, host, String(port), label], { stdio: ['ignore', 'pipe', 'pipe'] });
+  /** Starts a TCP (or UDP) server in `ns` that answers "<label> <peer address>" (and closes). */
+  async serve(ns: string, host: string, port: number, label: string, proto: 'tcp' | 'udp' = 'tcp'): Promise<void> {
+    const script = proto === 'tcp' ? SERVER : UDP_SERVER;
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script, host, String(port), label], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.servers.push(child);
     let err = '';
     child.stderr!.on('data', (d) => (err += d));
@@ -136,6 +143,12 @@ export class Env {
   /** Connects from `ns` to host:port (3 s timeout). */
   async connect(ns: string, host: string, port: number): Promise<Reply> {
     const r = await sh('ip', ['netns', 'exec', ns, process.execPath, '-e', CLIENT, host, String(port)], { timeoutMs: 15_000 });
+    return { ok: r.code === 0, text: (r.stdout.trim() || r.stderr.trim()).split('\n').pop() ?? '' };
+  }
+
+  /** Sends one UDP datagram from `ns` (source port `sport`) and waits 3 s for the answer. */
+  async udp(ns: string, host: string, port: number, sport: number): Promise<Reply> {
+    const r = await sh('ip', ['netns', 'exec', ns, process.execPath, '-e', UDP_CLIENT, host, String(port), String(sport)], { timeoutMs: 15_000 });
     return { ok: r.code === 0, text: (r.stdout.trim() || r.stderr.trim()).split('\n').pop() ?? '' };
   }
 

@@ -144,6 +144,35 @@ export const portmapCases: Case[] = [
     },
   },
   {
+    id: 'portmap/udp-port-reassigned',
+    basis: 'portmap docs (UDP conntrack entries for the host port are flushed)',
+    level: 'must',
+    plugins: P,
+    async run(env, set) {
+      // A UDP flow to a host port keeps its first DNAT target in conntrack; when the port moves to another
+      // container the same flow must follow it, or a client that keeps its source port black-holes.
+      const v = versionFor(set, P, '0.3.0');
+      const world = await env.world();
+      const bridge = bridgeConf(env, v);
+      const publish = async (label: string) => {
+        const a = await env.attachment();
+        const res = await env.ok('bridge', 'ADD', bridge, a);
+        await env.serve(a.ns, '0.0.0.0', CTR_PORT, label, 'udp');
+        const pm = { cniVersion: v, name: bridge.name, type: 'portmap', runtimeConfig: { portMappings: [{ hostPort: HOST_PORT, containerPort: CTR_PORT, protocol: 'udp' }] }, prevResult: res };
+        await env.ok('portmap', 'ADD', pm, a);
+        return { a, res, pm };
+      };
+      const old = await publish('old');
+      const first = await env.udp(world, WORLD.hostIp, HOST_PORT, 40000);
+      check(first.ok && first.text.startsWith('old '), `UDP ${WORLD.hostIp}:${HOST_PORT} did not reach the container: ${show(first.text)}`);
+      await env.ok('portmap', 'DEL', withPrev(old.pm, old.res), old.a);
+      await env.ok('bridge', 'DEL', withPrev(bridge, old.res), old.a);
+      await publish('new');
+      const after = await env.udp(world, WORLD.hostIp, HOST_PORT, 40000);
+      check(after.ok && after.text.startsWith('new '), `after the host port moved to a new container the same UDP flow got ${show(after.text)}`);
+    },
+  },
+  {
     id: 'portmap/nftables',
     basis: 'portmap docs (backend nftables)',
     level: 'must',
