@@ -1,9 +1,10 @@
 /**
  * `ip -batch -` with lines that may find their object already there. Creating a shared bridge or its gateway
- * address races between concurrent ADDs; for lines marked `okIfExists` "File exists" means another ADD won the
- * race, so the batch resumes after that line instead of failing (lines before it have already been applied).
+ * address races between concurrent ADDs (and the gateway is usually there already); for lines marked `okIfExists`
+ * "File exists" means another ADD got there first, which is success.
  */
-import { ExecError, ipBatch, type RunOptions } from '../exec';
+import { ErrorCode } from '../errors';
+import { ExecError, run, type RunOptions } from '../exec';
 
 export interface BatchLine {
   line: string;
@@ -26,25 +27,40 @@ export function batchWord(s: string): string {
   return s.includes('"') ? `'${s}'` : `"${s}"`;
 }
 
-/** Runs the lines; returns the indices of `okIfExists` lines whose object was already there. */
+/** Error text per failing line of an `ip -force -batch` run (0-based line index -> its messages). */
+export function batchFailures(stderr: string): Map<number, string> {
+  const out = new Map<number, string>();
+  let pending: string[] = [];
+  for (const l of stderr.split('\n')) {
+    const at = failedLine(l);
+    if (at === undefined) {
+      if (l.trim()) pending.push(l.trim());
+      continue;
+    }
+    out.set(at, pending.join(' | '));
+    pending = [];
+  }
+  return out;
+}
+
+/**
+ * Runs all lines in one `ip -force -batch` (it goes on past failing lines). Returns the indices of `okIfExists`
+ * lines whose object was already there; any other failure throws, naming the first failing line.
+ */
 export async function ipBatchTolerant(lines: readonly BatchLine[], opts: RunOptions = {}): Promise<Set<number>> {
   const existed = new Set<number>();
-  let from = 0;
-  while (from < lines.length) {
-    const rest = lines.slice(from);
-    try {
-      await ipBatch(
-        rest.map((l) => l.line),
-        opts,
-      );
-      return existed;
-    } catch (e) {
-      const stderr = e instanceof ExecError ? e.result?.stderr ?? '' : '';
-      const at = failedLine(stderr);
-      if (at === undefined || !rest[at]?.okIfExists || !EXISTS.test(stderr)) throw e;
-      existed.add(from + at);
-      from += at + 1;
+  if (!lines.length) return existed;
+  const r = await run('ip', ['-force', '-batch', '-'], { ...opts, input: lines.map((l) => l.line).join('\n') + '\n', allowFailure: true });
+  if (r.code === 0) return existed;
+  const failures = batchFailures(r.stderr);
+  if (!failures.size) throw new ExecError(ErrorCode.Internal, `ip -batch failed with exit status ${r.code}: ${r.stderr.trim()}`, r.stderr, r);
+  for (const [i, why] of [...failures].sort((x, y) => x[0] - y[0])) {
+    if (lines[i]?.okIfExists && EXISTS.test(why)) {
+      existed.add(i);
+      continue;
     }
+    const where = opts.netns ? ` (in netns ${opts.netns})` : '';
+    throw new ExecError(ErrorCode.Internal, `ip ${lines[i]?.line ?? `line ${i + 1}`}${where}: ${why}`, r.stderr, r);
   }
   return existed;
 }

@@ -1,9 +1,11 @@
-/** The bridge plugin: command functions for lib/skel. (Placeholder until the plugin lands.) */
-import { CniError, ErrorCode } from '../../lib/errors';
+/**
+ * The bridge plugin. One request: config.ts (validate) -> plan.ts (pure: what to change) -> lib/net and
+ * lib/firewall (apply in as few processes as possible) -> the result. Commands live in add/del/check/maintenance.
+ */
 import type { Plugin } from '../../lib/skel';
+import { add } from './add';
+import { check } from './check';
+import { del } from './del';
+import { gc, status } from './maintenance';
 
-const notYet = async (): Promise<never> => {
-  throw new CniError(ErrorCode.Internal, 'bridge: not implemented yet');
-};
-
-export const plugin: Plugin = { name: 'bridge', add: notYet, del: notYet, check: notYet };
+export const plugin: Plugin = { name: 'bridge', add, del, check, status, gc };

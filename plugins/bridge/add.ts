@@ -1,0 +1,143 @@
+/**
+ * ADD: validate everything, reserve addresses (IPAM), then one `ip -batch` in the host namespace (bridge, veth
+ * pair with the container end created inside the netns, gateway addresses), then in parallel one process in the
+ * container namespace, the masquerade transaction and the optional VLAN/spoof-check steps. Any failure after
+ * IPAM undoes this ADD's veth and rules (withIpamAdd releases the reservation); a bridge we created stays.
+ */
+import { configError, envError, CniError, ErrorCode } from '../../lib/errors';
+import { ExecError, ipBatch, run } from '../../lib/exec';
+import { firewall, onPath } from '../../lib/firewall/select';
+import { withIpamAdd } from '../../lib/invoke';
+import { batchWord, ipBatchTolerant } from '../../lib/net/batch';
+import { linkExists, linkState } from '../../lib/net/link';
+import { randomMac } from '../../lib/net/mac';
+import { attachmentAlias, hostVethName, VETH_NAME_ATTEMPTS } from '../../lib/net/names';
+import { inNetns, netnsExists } from '../../lib/net/netns';
+import { setupSpoofCheck, teardownSpoofCheck } from '../../lib/net/spoofcheck';
+import { ensureSysctl, setSysctl } from '../../lib/net/sysctl';
+import type { CmdArgs } from '../../lib/skel';
+import type { Result } from '../../lib/types/result';
+import { loadConf, type BridgeConf } from './config';
+import { conflictingAddresses, planAdd, type AddPlan } from './plan';
+
+/** Checks that need no side effect: the netns, names ip -batch can carry, tools the config needs. */
+function preflight(conf: BridgeConf, a: CmdArgs): void {
+  if (!netnsExists(a.netns)) throw envError(`CNI_NETNS "${a.netns}" does not exist`);
+  for (const [what, v] of [['CNI_NETNS', a.netns], ['CNI_IFNAME', a.ifname]] as const) {
+    try {
+      batchWord(v);
+    } catch {
+      throw envError(`${what} "${v}" holds characters this plugin cannot pass to ip (# or both quote kinds)`);
+    }
+  }
+  const br = linkState(conf.bridge);
+  if (br && !br.isBridge) throw configError(`bridge: "${conf.bridge}" already exists and is not a bridge`);
+  const needs: Array<[boolean, string, string]> = [
+    [conf.ipMasq && !!conf.ipamType && firewall(conf.ipMasqBackend).name === 'iptables', 'iptables-restore', 'ipMasq with the iptables backend'],
+    [conf.ipMasq && !!conf.ipamType && firewall(conf.ipMasqBackend).name === 'nftables', 'nft', 'ipMasq with the nftables backend'],
+    [conf.macSpoofChk, 'nft', 'macspoofchk'],
+    [conf.vlan > 0 || conf.vlanTrunk.length > 0, 'bridge', 'vlan/vlanTrunk'],
+  ];
+  for (const [needed, cmd, what] of needs) if (needed && !onPath(cmd)) throw configError(`${what}: needs ${cmd}, which is not on PATH`);
+}
+
+/** A free host veth name for this attachment; an existing one with our alias means the attachment exists. */
+function pickHostVeth(a: CmdArgs, alias: string): string {
+  for (let attempt = 0; attempt < VETH_NAME_ATTEMPTS; attempt++) {
+    const name = hostVethName(a.containerID, a.ifname, attempt);
+    const st = linkState(name);
+    if (!st) return name;
+    if (st.alias === alias) throw envError(`CNI_CONTAINERID "${a.containerID}" CNI_IFNAME "${a.ifname}": already attached (host veth ${name} exists); DEL it first`);
+  }
+  throw new CniError(ErrorCode.Internal, `no free host veth name for ${a.containerID}/${a.ifname} after ${VETH_NAME_ATTEMPTS} attempts`);
+}
+
+async function bridgeAddresses(bridge: string): Promise<string[]> {
+  const r = await run('ip', ['-o', 'addr', 'show', 'dev', bridge]);
+  return [...r.stdout.matchAll(/ inet6? (\S+)/g)].map((m) => m[1]!);
+}
+
+/** forceAddress semantics, checked only when this ADD put a gateway on the bridge (rare: not on the hot path). */
+async function settleGatewayConflicts(conf: BridgeConf, plan: AddPlan, existed: Set<number>): Promise<void> {
+  const added = [...plan.gatewayLines].filter(([i]) => !existed.has(i)).map(([, gw]) => gw);
+  if (!added.length) return;
+  const conflicts = conflictingAddresses(await bridgeAddresses(conf.bridge), plan.gateways);
+  if (!conflicts.length) return;
+  if (!conf.forceAddress) {
+    await ipBatch(added.map((gw) => `addr del ${gw} dev ${batchWord(conf.bridge)}`)).catch(() => undefined);
+    throw configError(`bridge "${conf.bridge}" already has address ${conflicts.join(', ')}, different from gateway ${plan.gateways.join(', ')} (set forceAddress to replace it)`);
+  }
+  await ipBatch(conflicts.map((c) => `addr del ${c} dev ${batchWord(conf.bridge)}`));
+}
+
+function explainBatchError(e: unknown, a: CmdArgs, hostVeth: string): unknown {
+  if (e instanceof ExecError && /File exists/.test(e.result?.stderr ?? '') && e.message.includes(`link add name ${hostVeth}`)) {
+    return envError(`CNI_IFNAME "${a.ifname}" already exists in netns ${a.netns}`);
+  }
+  return e;
+}
+
+export async function add(a: CmdArgs): Promise<Result> {
+  const conf = loadConf(a.raw, a.args);
+  preflight(conf, a);
+  const alias = attachmentAlias(a.containerID, a.ifname);
+  const hostVeth = pickHostVeth(a, alias);
+  const fw = conf.ipMasq && conf.ipamType ? firewall(conf.ipMasqBackend) : undefined;
+
+  const attach = async (ipam?: Result): Promise<Result> => {
+    if (ipam && !ipam.ips?.length) throw new CniError(ErrorCode.Internal, `ipam.type ${conf.ipamType}: returned no IP addresses`);
+    const br = linkState(conf.bridge);
+    const plan = planAdd({
+      conf,
+      containerID: a.containerID,
+      ifname: a.ifname,
+      netns: a.netns,
+      hostVeth,
+      alias,
+      ...(ipam ? { ipam } : {}),
+      ...(br ? { bridge: { mac: br.mac, macPinned: br.addrAssignType === 3 } } : {}),
+      macs: { bridge: randomMac(), host: randomMac(), container: conf.mac ?? randomMac() },
+    });
+    const undo: Array<() => Promise<unknown>> = [
+      async () => {
+        if (linkExists(hostVeth)) await ipBatch([`link del dev ${hostVeth}`]);
+      },
+    ];
+    try {
+      let existed: Set<number>;
+      try {
+        existed = await ipBatchTolerant(plan.hostBatch);
+      } catch (e) {
+        throw explainBatchError(e, a, hostVeth);
+      }
+      await settleGatewayConflicts(conf, plan, existed);
+      for (const [k, v] of plan.hostSysctls) ensureSysctl(k, v);
+      for (const [k, v] of plan.hostBestEffortSysctls) {
+        try {
+          setSysctl(k, v);
+        } catch {
+          // no IPv6 on this host: nothing to keep from routing
+        }
+      }
+      if (fw && plan.masquerade.length) undo.push(() => fw.delMasquerade({ network: conf.network, containerID: a.containerID, ifname: a.ifname, addresses: plan.masquerade }));
+      if (conf.macSpoofChk) undo.push(() => teardownSpoofCheck(a.containerID, a.ifname));
+      const steps: Array<Promise<unknown>> = [inNetns(a.netns, plan.container)];
+      if (plan.vlanBatch.length) steps.push(run('bridge', ['-batch', '-'], { input: plan.vlanBatch.join('\n') + '\n' }));
+      if (fw && plan.masquerade.length) steps.push(fw.addMasquerade({ network: conf.network, containerID: a.containerID, ifname: a.ifname, addresses: plan.masquerade }));
+      if (conf.macSpoofChk) steps.push(setupSpoofCheck(hostVeth, plan.result.interfaces![2]!.mac!, a.containerID, a.ifname));
+      const settled = await Promise.allSettled(steps);
+      const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+      if (failed) throw failed.reason;
+    } catch (e) {
+      for (const u of undo) await u().catch((err: Error) => process.stderr.write(`bridge: undo after failed ADD: ${err.message}\n`));
+      throw e;
+    }
+    // The bridge's MAC is its own when we created it; an older bridge may have changed it while ports came.
+    const mac = linkState(conf.bridge)?.mac;
+    if (mac) plan.result.interfaces![0]!.mac = mac;
+    return plan.result;
+  };
+
+  if (!conf.ipamType) return attach();
+  return withIpamAdd(conf.ipamType, a.version, { stdin: a.stdin, env: a.env, path: a.path, field: 'ipam.type' }, attach);
+}

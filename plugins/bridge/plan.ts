@@ -1,0 +1,189 @@
+/**
+ * Pure planning: validated config + IPAM result + what exists now -> the exact kernel changes (one `ip -batch`
+ * for the host, one script for the container), the addresses to masquerade, and the result to print.
+ */
+import { batchWord, type BatchLine } from '../../lib/net/batch';
+import type { NetnsWork, Sysctl } from '../../lib/net/netns';
+import { formatCidr, formatIp, networkOf, offset, overlaps, parseCidr, type Family } from '../../lib/ip';
+import type { IPConfig, Result, Route } from '../../lib/types/result';
+import type { BridgeConf } from './config';
+
+export interface AddInput {
+  conf: BridgeConf;
+  containerID: string;
+  ifname: string;
+  netns: string;
+  /** Host end name chosen for this attachment. */
+  hostVeth: string;
+  /** Alias recording the attachment on the host end. */
+  alias: string;
+  /** IPAM's result, or undefined in L2-only mode. */
+  ipam?: Result;
+  /** The bridge as it is now (undefined: it does not exist yet). */
+  bridge?: { mac: string; macPinned: boolean };
+  /** MACs we assign (random unless requested); the caller draws them so planning stays pure. */
+  macs: { bridge: string; host: string; container: string };
+}
+
+export interface AddPlan {
+  hostBatch: BatchLine[];
+  /** Host batch line index -> the gateway address it adds (to learn whether it was already there). */
+  gatewayLines: Map<number, string>;
+  /** `bridge -batch` lines for VLANs (only when vlan/vlanTrunk is set). */
+  vlanBatch: string[];
+  /** sysctls of our own namespace, written after the host batch. */
+  hostSysctls: Sysctl[];
+  hostBestEffortSysctls: Sysctl[];
+  container: NetnsWork;
+  /** Container addresses to masquerade (empty when ipMasq is off). */
+  masquerade: string[];
+  /** Gateway addresses the bridge must carry, per family (for forceAddress and CHECK). */
+  gateways: string[];
+  result: Result;
+}
+
+const familyOf = (cidr: string): Family => parseCidr(cidr)!.addr.family;
+const DEFAULT_DST: Record<Family, string> = { 4: '0.0.0.0/0', 6: '::/0' };
+
+/** The gateway of a container address when IPAM names none: the subnet's first address. */
+export function defaultGateway(address: string): string {
+  const c = parseCidr(address)!;
+  return formatIp(offset(networkOf(c), 1n));
+}
+
+/** IPs with gateways filled in (gateway mode), routes with a default route per family (default-gateway mode). */
+export function withGateways(conf: BridgeConf, ipam: Result): { ips: IPConfig[]; routes: Route[]; gateways: string[] } {
+  const routes = [...(ipam.routes ?? [])];
+  const gateways: string[] = [];
+  const hasDefault = new Set<Family>();
+  const ips = (ipam.ips ?? []).map((ip) => {
+    const f = familyOf(ip.address);
+    const gateway = ip.gateway ?? (conf.isGateway ? defaultGateway(ip.address) : undefined);
+    if (conf.isDefaultGateway && !hasDefault.has(f)) {
+      const found = routes.some((r) => r.gw !== undefined && formatCidr(parseCidr(r.dst)!) === DEFAULT_DST[f]);
+      if (!found) routes.push({ dst: DEFAULT_DST[f], ...(gateway ? { gw: gateway } : {}) });
+      hasDefault.add(f);
+    }
+    if (conf.isGateway && gateway) {
+      const gw = `${gateway}/${parseCidr(ip.address)!.prefix}`;
+      if (!gateways.includes(gw)) gateways.push(gw);
+    }
+    return { ...ip, ...(gateway ? { gateway } : {}), interface: 2 };
+  });
+  return { ips, routes, gateways };
+}
+
+function routeLine(r: Route, ifname: string, gwByFamily: Map<Family, string>): string {
+  const gw = r.gw ?? gwByFamily.get(familyOf(r.dst));
+  const parts = ['route', 'add', formatCidr(parseCidr(r.dst)!)];
+  if (gw) parts.push('via', gw);
+  parts.push('dev', batchWord(ifname));
+  if (r.priority !== undefined) parts.push('metric', String(r.priority));
+  if (r.table !== undefined) parts.push('table', String(r.table));
+  if (r.scope !== undefined) parts.push('scope', String(r.scope));
+  if (r.mtu !== undefined) parts.push('mtu', String(r.mtu));
+  if (r.advmss !== undefined) parts.push('advmss', String(r.advmss));
+  return parts.join(' ');
+}
+
+export function planAdd(i: AddInput): AddPlan {
+  const { conf } = i;
+  const br = batchWord(conf.bridge);
+  const veth = batchWord(i.hostVeth);
+  const ifn = batchWord(i.ifname);
+  const mtu = conf.mtu ? ` mtu ${conf.mtu}` : '';
+  const hostBatch: BatchLine[] = [];
+  if (!i.bridge) {
+    const vf = conf.vlan || conf.vlanTrunk.length ? ' vlan_filtering 1' : '';
+    // Our own MAC, set explicitly, so the bridge keeps it while ports come and go.
+    hostBatch.push({ line: `link add name ${br}${mtu} address ${i.macs.bridge} type bridge${vf}`, okIfExists: true });
+  }
+  hostBatch.push({ line: `link set dev ${br}${conf.promiscMode ? ' promisc on' : ''} up` });
+  hostBatch.push({
+    line: `link add name ${veth}${mtu} address ${i.macs.host} type veth peer name ${ifn}${mtu} address ${i.macs.container} netns ${batchWord(i.netns)}`,
+  });
+  hostBatch.push({ line: `link set dev ${veth} alias ${batchWord(i.alias)} master ${br} up` });
+  if (conf.hairpinMode || conf.portIsolation) {
+    hostBatch.push({ line: `link set dev ${veth} type bridge_slave${conf.hairpinMode ? ' hairpin on' : ''}${conf.portIsolation ? ' isolated on' : ''}` });
+  }
+
+  const vlanBatch: string[] = [];
+  if (conf.vlan || conf.vlanTrunk.length) {
+    if (!conf.preserveDefaultVlan) vlanBatch.push(`vlan del dev ${veth} vid 1`);
+    if (conf.vlan) vlanBatch.push(`vlan add dev ${veth} vid ${conf.vlan} pvid untagged`);
+    for (const v of conf.vlanTrunk) if (v !== conf.vlan) vlanBatch.push(`vlan add dev ${veth} vid ${v}`);
+    if (!conf.vlan) vlanBatch.push(`vlan add dev ${veth} vid 1 pvid untagged`);
+  }
+
+  const hostSysctls: Sysctl[] = [];
+  const hostBestEffortSysctls: Sysctl[] = [
+    [`/proc/sys/net/ipv6/conf/${conf.bridge}/accept_ra`, 0],
+    [`/proc/sys/net/ipv6/conf/${i.hostVeth}/accept_ra`, 0],
+  ];
+  const gatewayLines = new Map<number, string>();
+  const container: NetnsWork = {};
+  const result: Result = {
+    interfaces: [
+      { name: conf.bridge, mac: i.bridge?.mac ?? i.macs.bridge },
+      { name: i.hostVeth, mac: i.macs.host },
+      { name: i.ifname, mac: i.macs.container, sandbox: i.netns },
+    ],
+  };
+  let gateways: string[] = [];
+  let masquerade: string[] = [];
+
+  if (i.ipam) {
+    const g = withGateways(conf, i.ipam);
+    gateways = g.gateways;
+    for (const gw of g.gateways) {
+      gatewayLines.set(hostBatch.length, gw);
+      // IPAM handed the gateway out: no duplicate address detection, so an IPv6 gateway works at once.
+      hostBatch.push({ line: `addr add ${gw} dev ${br}${familyOf(gw) === 6 ? ' nodad' : ''}`, okIfExists: true });
+    }
+    if (g.gateways.length && i.bridge && !i.bridge.macPinned) hostBatch.push({ line: `link set dev ${br} address ${i.bridge.mac}` });
+    const fams = new Set(g.gateways.map(familyOf));
+    if (fams.has(4)) hostSysctls.push(['/proc/sys/net/ipv4/ip_forward', 1]);
+    if (fams.has(6)) hostSysctls.push(['/proc/sys/net/ipv6/conf/all/forwarding', 1]);
+
+    const v6 = g.ips.some((ip) => familyOf(ip.address) === 6);
+    const c = `/proc/sys/net/ipv6/conf/${i.ifname}`;
+    container.bestEffortSysctls = [
+      ...(conf.enableDad ? ([[`${c}/enhanced_dad`, 1], [`${c}/accept_dad`, 1]] as Sysctl[]) : ([[`${c}/accept_dad`, 0]] as Sysctl[])),
+      [`/proc/sys/net/ipv4/conf/${i.ifname}/arp_notify`, 1],
+      ...(v6 ? ([[`${c}/keep_addr_on_down`, 1]] as Sysctl[]) : []),
+    ];
+    if (v6) container.sysctls = [['/proc/sys/net/ipv6/conf/lo/disable_ipv6', 0], [`${c}/disable_ipv6`, 0]];
+    const gwByFamily = new Map<Family, string>();
+    for (const ip of g.ips) if (ip.gateway && !gwByFamily.has(familyOf(ip.address))) gwByFamily.set(familyOf(ip.address), ip.gateway);
+    container.batch = [
+      `link set dev ${ifn} up`,
+      ...g.ips.map((ip) => `addr add ${ip.address} dev ${ifn}`),
+      ...g.routes.map((r) => routeLine(r, i.ifname, gwByFamily)),
+    ];
+    result.ips = g.ips;
+    if (g.routes.length) result.routes = g.routes;
+    if (i.ipam.dns) result.dns = i.ipam.dns;
+    if (conf.ipMasq) masquerade = g.ips.map((ip) => ip.address);
+  } else if (!conf.disableContainerInterface) {
+    container.batch = [`link set dev ${ifn} up`];
+  }
+  if (conf.dns) result.dns = conf.dns;
+
+  return { hostBatch, gatewayLines, vlanBatch, hostSysctls, hostBestEffortSysctls, container, masquerade, gateways, result };
+}
+
+/** Addresses of a bridge that conflict with a gateway we just added (reference semantics of forceAddress). */
+export function conflictingAddresses(bridgeAddrs: string[], gateways: string[]): string[] {
+  const out: string[] = [];
+  for (const gw of gateways) {
+    const g = parseCidr(gw)!;
+    for (const a of bridgeAddrs) {
+      const c = parseCidr(a);
+      if (!c || c.addr.family !== g.addr.family || formatCidr(c) === formatCidr(g) || gateways.includes(formatCidr(c))) continue;
+      // IPv4: one address per bridge. IPv6: several, as long as their subnets do not overlap.
+      const clash = g.addr.family === 4 || overlaps(c, g);
+      if (clash && !out.includes(formatCidr(c))) out.push(formatCidr(c));
+    }
+  }
+  return out;
+}
