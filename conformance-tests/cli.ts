@@ -1,5 +1,5 @@
 /**
- * npm run conformance -- --plugins DIR [--filter REGEX] [--json FILE] [--strict]
+ * npm run conformance -- --plugins DIR [--filter REGEX] [--json FILE] [--strict]   (--list: the cases and their basis)
  * Certifies the CNI plugins in DIR; exits 1 on any FAIL (and on WARN with --strict), 2 on bad usage.
  */
 import { writeFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { cleanupAll } from './env';
 import { counts, header, row, summary } from './report';
 import { runSuite } from './suite';
 
-const USAGE = 'usage: conformance --plugins DIR [--filter REGEX] [--json FILE] [--strict]';
+const USAGE = 'usage: conformance --plugins DIR [--filter REGEX] [--json FILE] [--strict] | --list';
 
 function parseArgs(argv: string[]) {
   const o: { plugins?: string; filter?: RegExp; json?: string; strict: boolean } = { strict: false };
@@ -24,6 +24,10 @@ function parseArgs(argv: string[]) {
     else if (a === '--filter') o.filter = new RegExp(val());
     else if (a === '--json') o.json = resolve(val());
     else if (a === '--strict') o.strict = true;
+    else if (a === '--list') {
+      for (const c of allCases) console.log(`${c.id.padEnd(40)} ${c.level.padEnd(6)} ${c.basis}`);
+      process.exit(0);
+    }
     else if (a === '--help' || a === '-h') {
       console.log(USAGE);
       process.exit(0);
