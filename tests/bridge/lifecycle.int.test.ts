@@ -1,0 +1,157 @@
+/**
+ * CHECK, DEL and GC on both masquerade backends: DEL leaves no veth, reservation or rule behind whether it runs
+ * twice, after the netns is gone, or after the container's address was removed (the Go plugin leaks rules in the
+ * last two); GC removes what belongs to attachments the runtime no longer lists.
+ */
+import { canUseNetns, uniqueName, withSandbox, type Sandbox } from '../helpers/netns';
+import { addrOnly, bridgeConf, call, hostLinks, natState, reservations, withPrev } from './helpers';
+
+const d = canUseNetns() ? describe : describe.skip;
+const BACKENDS = ['iptables', 'nftables'] as const;
+
+async function setup(s: Sandbox, backend: string) {
+  const bridge = uniqueName('cbr');
+  const conf = bridgeConf(s, { bridge, v4: '192.0.2.0/24', v6: '2001:db8:b2::/64', extra: { isDefaultGateway: true, ipMasq: true, ipMasqBackend: backend } });
+  const ns = await s.container();
+  const r = await call(s, 'ADD', conf, 'life1', ns);
+  expect(r.json?.msg).toBeUndefined();
+  expect(r.code).toBe(0);
+  return { bridge, conf, ns, result: r.json };
+}
+
+async function expectClean(s: Sandbox, bridge: string) {
+  expect((await hostLinks(s)).filter((l) => l.startsWith('veth'))).toEqual([]);
+  expect(await hostLinks(s)).toContain(bridge);
+  expect(reservations(s)).toEqual([]);
+  expect(await natState(s)).toEqual([]);
+}
+
+d.each(BACKENDS)('bridge lifecycle (%s)', (backend) => {
+  test('ADD installs the masquerade rules the reference would', async () => {
+    await withSandbox(async (s) => {
+      const { result } = await setup(s, backend);
+      const rules = await natState(s);
+      const v4 = addrOnly(result.ips[0].address);
+      if (backend === 'iptables') {
+        expect(rules.some((l) => l.includes(`-A POSTROUTING -s ${v4}/32 -m comment --comment "name: \\"brtest\\" id: \\"life1\\""`))).toBe(true);
+        expect(rules.some((l) => /-d 192\.0\.2\.0\/24 .* -j ACCEPT/.test(l))).toBe(true);
+        expect(rules.some((l) => /! -d 224\.0\.0\.0\/4 .* -j MASQUERADE/.test(l))).toBe(true);
+        expect(rules.some((l) => /ip6tables-save: .*! -d ff00::\/8 .* -j MASQUERADE/.test(l))).toBe(true);
+      } else {
+        expect(rules).toContainEqual(expect.stringContaining(`ip saddr ${v4} ip daddr != 192.0.2.0/24 masquerade comment`));
+        expect(rules).toContainEqual(expect.stringContaining('net: brtest, if: eth0, id: life1'));
+      }
+    });
+  });
+
+  test('CHECK passes on a healthy attachment and fails with a JSON error once the address is removed', async () => {
+    await withSandbox(async (s) => {
+      const { conf, ns, result } = await setup(s, backend);
+      const ok = await call(s, 'CHECK', withPrev(conf, result), 'life1', ns);
+      expect(ok.stdout).toBe('');
+      expect(ok.code).toBe(0);
+      await s.exec('ip', ['addr', 'del', result.ips[0].address, 'dev', 'eth0'], { ns });
+      const bad = await call(s, 'CHECK', withPrev(conf, result), 'life1', ns);
+      expect(bad.code).not.toBe(0);
+      expect(bad.json).toMatchObject({ code: expect.any(Number), msg: expect.stringContaining(result.ips[0].address) });
+    });
+  });
+
+  test('CHECK names a missing masquerade rule', async () => {
+    await withSandbox(async (s) => {
+      const { conf, ns, result } = await setup(s, backend);
+      if (backend === 'iptables') await s.exec('iptables', ['-t', 'nat', '-F', 'POSTROUTING']);
+      else await s.exec('nft', ['flush', 'chain', 'inet', 'cni_plugins_masquerade', 'masq_checks']);
+      const bad = await call(s, 'CHECK', withPrev(conf, result), 'life1', ns);
+      expect(bad.json?.msg).toMatch(/masquerade/);
+    });
+  });
+
+  test('DEL twice leaves nothing', async () => {
+    await withSandbox(async (s) => {
+      const { bridge, conf, ns, result } = await setup(s, backend);
+      for (let i = 0; i < 2; i++) {
+        const r = await call(s, 'DEL', withPrev(conf, result), 'life1', ns);
+        expect(r.stdout).toBe('');
+        expect(r.code).toBe(0);
+      }
+      await expectClean(s, bridge);
+    });
+  });
+
+  test('DEL after the netns was deleted leaves nothing (with and without prevResult)', async () => {
+    await withSandbox(async (s) => {
+      const { bridge, conf, ns, result } = await setup(s, backend);
+      await s.exec('ip', ['netns', 'del', ns]);
+      const r = await call(s, 'DEL', withPrev(conf, result), 'life1', ns);
+      expect(r.code).toBe(0);
+      await expectClean(s, bridge);
+
+      const ns2 = await s.container();
+      const r2 = await call(s, 'ADD', conf, 'life2', ns2);
+      expect(r2.code).toBe(0);
+      await s.exec('ip', ['netns', 'del', ns2]);
+      // No prevResult and no netns path, as containerd sends when a task exits.
+      const del2 = await call(s, 'DEL', conf, 'life2', undefined);
+      expect(del2.code).toBe(0);
+      await expectClean(s, bridge);
+    });
+  });
+
+  test('DEL after the container address was removed leaves nothing', async () => {
+    await withSandbox(async (s) => {
+      const { bridge, conf, ns, result } = await setup(s, backend);
+      for (const ip of result.ips) await s.exec('ip', ['addr', 'del', ip.address, 'dev', 'eth0'], { ns });
+      const r = await call(s, 'DEL', withPrev(conf, result), 'life1', ns);
+      expect(r.code).toBe(0);
+      await expectClean(s, bridge);
+    });
+  });
+
+  test('DEL without prevResult while the container is alive finds its rules by name', async () => {
+    await withSandbox(async (s) => {
+      const { bridge, conf, ns } = await setup(s, backend);
+      const r = await call(s, 'DEL', conf, 'life1', ns);
+      expect(r.code).toBe(0);
+      await expectClean(s, bridge);
+    });
+  });
+
+  test('GC removes the rules of attachments that are not listed and keeps the others', async () => {
+    await withSandbox(async (s) => {
+      const { conf, result } = await setup(s, backend);
+      const ns2 = await s.container();
+      const r2 = await call(s, 'ADD', conf, 'life2', ns2);
+      expect(r2.code).toBe(0);
+      const gc = await call(s, 'GC', { ...conf, 'cni.dev/valid-attachments': [{ containerID: 'life1', ifname: 'eth0' }] }, 'unused', undefined);
+      expect(gc.stdout).toBe('');
+      expect(gc.code).toBe(0);
+      const rules = (await natState(s)).join('\n');
+      expect(rules).toContain(addrOnly(result.ips[0].address));
+      expect(rules).not.toContain(addrOnly(r2.json.ips[0].address));
+      expect(rules).not.toContain('life2');
+      expect(reservations(s)).toHaveLength(2);
+    });
+  });
+
+  test('STATUS succeeds when the backend works', async () => {
+    await withSandbox(async (s) => {
+      const bridge = uniqueName('cbr');
+      const conf = bridgeConf(s, { bridge, v4: '192.0.2.0/24', extra: { ipMasq: true, ipMasqBackend: backend } });
+      const r = await call(s, 'STATUS', conf, 'unused', undefined);
+      expect(r.stdout).toBe('');
+      expect(r.code).toBe(0);
+    });
+  });
+});
+
+d('bridge STATUS', () => {
+  test('is 50 when the bridge name is taken by a device that is not a bridge', async () => {
+    await withSandbox(async (s) => {
+      const name = uniqueName('cdm');
+      await s.exec('ip', ['link', 'add', name, 'type', 'veth', 'peer', 'name', `${name}p`]);
+      const r = await call(s, 'STATUS', bridgeConf(s, { bridge: name, v4: '192.0.2.0/24' }), 'unused', undefined);
+      expect(r.json).toMatchObject({ code: 50, msg: expect.stringContaining(name) });
+    });
+  });
+});
