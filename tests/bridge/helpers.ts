@@ -1,7 +1,7 @@
 /** Shared pieces of the bridge integration tests: configs, calls, and what the host namespace holds. */
 import { existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { netnsPath, PLUGIN_DIR, type PluginResult, type Sandbox } from '../helpers/netns';
+import { IS_REFERENCE, netnsPath, PLUGIN_DIR, type PluginResult, type Sandbox } from '../helpers/netns';
 
 /**
  * Which host-local the tests delegate to. Ours (dist/host-local, in-process) by default;
@@ -34,7 +34,8 @@ export function bridgeConf(s: Sandbox, o: ConfOpts): Record<string, unknown> {
   const ranges = [o.v4 ? [{ subnet: o.v4 }] : null, o.v6 ? [{ subnet: o.v6 }] : null].filter(Boolean);
   const ipam = o.ipam === null ? undefined : (o.ipam ?? { type: 'host-local', dataDir: join(s.dir, 'ipam-data'), ranges });
   return {
-    cniVersion: o.version ?? '1.1.0',
+    // The installed Go reference (v1.1.1) stops at 1.0.0.
+    cniVersion: o.version ?? (IS_REFERENCE ? '1.0.0' : '1.1.0'),
     name: o.name ?? 'brtest',
     type: 'bridge',
     bridge: o.bridge,
