@@ -31,7 +31,7 @@ maybe('replacing a plugin executable under load', () => {
         sh(INSTALLER, ['--once', '--source-dir', src, '--bin-dir', bin, '--conf-dir', conf, '--plugins', 'host-local', '--pod-cidr', '198.51.100.0/24', '--no-routes', '--no-masquerade']);
       expect((await installOnce(srcA)).code).toBe(0);
 
-      const netconf = JSON.stringify({ cniVersion: '1.0.0', name: 'replace', ipam: { type: 'host-local', ranges: [[{ subnet: '2001:db8:7e::/64' }]], dataDir: join(s.dir, 'ipam') } });
+      const netconf = JSON.stringify({ cniVersion: '1.0.0', name: 'replace', type: 'host-local', ipam: { type: 'host-local', ranges: [[{ subnet: '2001:db8:7e::/64' }]], dataDir: join(s.dir, 'ipam') } });
       const failures: string[] = [];
       let adds = 0;
       let installing = true;
@@ -49,14 +49,16 @@ maybe('replacing a plugin executable under load', () => {
           if (r.code !== 0) failures.push(`ADD ${worker}-${i}: exit ${r.code}: ${r.stdout}${r.stderr}`);
         }
       };
-      const inodes = new Set<number>([statSync(join(bin, 'host-local')).ino]);
+      const sizeA = statSync(join(srcA, 'host-local')).size;
+      const sizeB = statSync(join(srcB, 'host-local')).size;
+      const sizes: number[] = [];
       const swapper = async () => {
         try {
           for (let i = 0; i < REPLACEMENTS; i++) {
             const r = await installOnce(i % 2 === 0 ? srcB : srcA);
             if (r.code !== 0) failures.push(`install ${i}: ${r.stderr}`);
             expect(r.stderr).toContain('copied host-local');
-            inodes.add(statSync(join(bin, 'host-local')).ino);
+            sizes.push(statSync(join(bin, 'host-local')).size);
           }
         } finally {
           installing = false;
@@ -64,8 +66,8 @@ maybe('replacing a plugin executable under load', () => {
       };
       await Promise.all([addLoop(0), addLoop(1), swapper()]);
       expect(failures).toEqual([]);
-      // Each install put a new file in place (a new inode), none wrote into the one being executed.
-      expect(inodes.size).toBe(REPLACEMENTS + 1);
+      // Each install really swapped the build (B, A, B, ...) while the ADDs ran.
+      expect(sizes).toEqual(Array.from({ length: REPLACEMENTS }, (_, i) => (i % 2 === 0 ? sizeB : sizeA)));
       expect(adds).toBeGreaterThanOrEqual(MIN_ADDS);
       process.stderr.write(`replace: ${adds} ADDs during ${REPLACEMENTS} replacements\n`);
     }));
