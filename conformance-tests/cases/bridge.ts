@@ -7,7 +7,7 @@ import type { Attachment, Env } from '../env';
 import { mentions, WORLD } from '../env';
 import { check, show, Skip, type Case } from '../harness';
 import { checkResult } from '../shape';
-import { ALL_VERSIONS, bare, bridgeConf, expectError, firstIp, needVersion, versionFor, withPrev, type BridgeOpts } from './common';
+import { ALL_VERSIONS, bridgeConf, expectError, firstIp, needVersion, versionFor, withPrev } from './common';
 
 const P = ['bridge', 'host-local'];
 const ONE: [string, string] = ['198.51.100.10', '198.51.100.10'];
@@ -58,29 +58,86 @@ const shapeCases: Case[] = ALL_VERSIONS.map((v) => ({
   },
 }));
 
-function masqCase(id: string, backend: string | undefined, port: number): Case {
-  return {
-    id,
-    basis: 'bridge docs (ipMasq); SPEC §2 DEL',
-    level: 'must',
-    plugins: P,
-    async run(env, set) {
-      const v = versionFor(set, P);
-      const o: BridgeOpts = { ipMasq: true, ...(backend ? { extra: { ipMasqBackend: backend } } : {}) };
-      const conf = bridgeConf(env, v, o);
-      const { a, res } = await add(env, conf);
-      const ip = firstIp(res);
-      if (backend === 'nftables') {
-        const legacy = mentions((await env.exec('iptables-save', [])).stdout, [ip, a.containerID]);
-        if (legacy.length) throw new Skip(`ipMasqBackend "nftables" is not supported: the plugin wrote iptables rules (${show(legacy[0])})`);
-      }
-      await masqueradeWorks(env, a, port);
-      await env.ok('bridge', 'DEL', withPrev(conf, res), a);
-      const left = await leftovers(env, ip, a.containerID);
-      check(left.length === 0, `after DEL the host netfilter still mentions ${ip}/${a.containerID}: ${show(left)}`);
-    },
-  };
+/** ipMasqBackend, when the case asks for one; `suffix` names the case variant. */
+const BACKENDS = [
+  { suffix: '', extra: {} },
+  { suffix: '-nftables', extra: { ipMasqBackend: 'nftables' } },
+];
+
+/** Skips when nftables was asked for and the plugin wrote iptables rules for the attachment anyway. */
+async function requireBackend(env: Env, extra: Record<string, unknown>, ip: string, id: string): Promise<void> {
+  if (extra.ipMasqBackend !== 'nftables') return;
+  const legacy = mentions((await env.exec('iptables-save', [])).stdout, [ip, id]);
+  if (legacy.length) throw new Skip(`ipMasqBackend "nftables" is not supported: the plugin wrote iptables rules (${show(legacy[0])})`);
 }
+
+const masqCases: Case[] = BACKENDS.map(({ suffix, extra }, i) => ({
+  id: `bridge/masquerade${suffix}`,
+  basis: 'bridge docs (ipMasq); SPEC §2 DEL',
+  level: 'must',
+  plugins: P,
+  async run(env, set) {
+    const conf = bridgeConf(env, versionFor(set, P), { ipMasq: true, extra });
+    const { a, res } = await add(env, conf);
+    const ip = firstIp(res);
+    await requireBackend(env, extra, ip, a.containerID);
+    await masqueradeWorks(env, a, 7002 + i);
+    await env.ok('bridge', 'DEL', withPrev(conf, res), a);
+    const left = await leftovers(env, ip, a.containerID);
+    check(left.length === 0, `after DEL the host netfilter still mentions ${ip}/${a.containerID}: ${show(left)}`);
+  },
+}));
+
+const lateDelCases: Case[] = BACKENDS.map(({ suffix, extra }) => ({
+  id: `bridge/del-without-netns-cleans-up${suffix}`,
+  basis: 'SPEC §2 DEL ("bridge should ... clean up its own resources even if the netns no longer exists")',
+  level: 'should',
+  plugins: P,
+  async run(env, set) {
+    const conf = bridgeConf(env, versionFor(set, P), { ipMasq: true, range: ONE, extra });
+    const { a, res } = await add(env, conf);
+    const ip = firstIp(res);
+    await requireBackend(env, extra, ip, a.containerID);
+    await env.removeNetns(a.ns);
+    await env.ok('bridge', 'DEL', withPrev(conf, res), { ...a, netns: '' });
+    const problems: string[] = [];
+    const left = await leftovers(env, ip, a.containerID);
+    if (left.length) problems.push(`masquerade rules left for ${ip}/${a.containerID}: ${show(left)}`);
+    const veths = (await hostLinks(env)).filter((n) => hostVeths(res, conf).includes(n));
+    if (veths.length) problems.push(`host veth ${veths.join(', ')} left`);
+    const next = await env.attachment();
+    const r = await env.call('bridge', { command: 'ADD', conf, containerID: next.containerID, netns: next.netns });
+    if (r.code !== 0) problems.push(`${ip} was not released (the next ADD on a one-address pool failed: ${show(r.stdout)})`);
+    check(problems.length === 0, problems.join('; '));
+  },
+}));
+
+const gcCases: Case[] = BACKENDS.map(({ suffix, extra }) => ({
+  id: `bridge/gc-cleans-stale${suffix}`,
+  basis: 'SPEC §2 GC (MUST forward to IPAM; SHOULD remove stale reservations and firewall rules)',
+  level: 'should',
+  plugins: P,
+  async run(env, set) {
+    needVersion(set, P, '1.1.0');
+    const conf = bridgeConf(env, '1.1.0', { ipMasq: true, range: ONE, extra });
+    const { a, res } = await add(env, conf);
+    const ip = firstIp(res);
+    await requireBackend(env, extra, ip, a.containerID);
+    await env.removeNetns(a.ns);
+    const gc = { ...conf, 'cni.dev/valid-attachments': [] };
+    const r = await env.call('bridge', { command: 'GC', conf: gc, unset: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME'] });
+    check(r.code === 0, `GC failed (exit ${r.code}): ${show(r.stdout || r.stderr)}`);
+    // Before the next ADD, which may take the same address.
+    const left = await leftovers(env, ip, a.containerID);
+    const next = await env.attachment();
+    const again = await env.call('bridge', { command: 'ADD', conf, containerID: next.containerID, netns: next.netns });
+    const problems = [
+      ...(again.code === 0 ? [] : [`GC did not release ${ip} (ADD on the one-address pool: ${show(again.stdout)})`]),
+      ...(left.length ? [`GC left masquerade rules for the stale attachment: ${show(left)}`] : []),
+    ];
+    check(problems.length === 0, problems.join('; '));
+  },
+}));
 
 export const bridgeCases: Case[] = [
   ...shapeCases,
@@ -119,8 +176,7 @@ export const bridgeCases: Case[] = [
       check(r.ok && r.text === `host ${firstIp(res)}`, `container -> gateway ${gw}:7001: ${show(r.text)}`);
     },
   },
-  masqCase('bridge/masquerade', undefined, 7002),
-  masqCase('bridge/masquerade-nftables', 'nftables', 7003),
+  ...masqCases,
   {
     id: 'bridge/del-idempotent',
     basis: 'SPEC §2 DEL (multiple DELs, empty prevResult)',
@@ -152,28 +208,7 @@ export const bridgeCases: Case[] = [
       await env.ok('bridge', 'DEL', withPrev(conf, res), { ...a, netns: '' });
     },
   },
-  {
-    id: 'bridge/del-without-netns-cleans-up',
-    basis: 'SPEC §2 DEL ("bridge should ... clean up its own resources even if the netns no longer exists")',
-    level: 'should',
-    plugins: P,
-    async run(env, set) {
-      const conf = bridgeConf(env, versionFor(set, P), { ipMasq: true, range: ONE });
-      const { a, res } = await add(env, conf);
-      const ip = firstIp(res);
-      await env.removeNetns(a.ns);
-      await env.ok('bridge', 'DEL', withPrev(conf, res), { ...a, netns: '' });
-      const problems: string[] = [];
-      const left = await leftovers(env, ip, a.containerID);
-      if (left.length) problems.push(`masquerade rules left for ${ip}/${a.containerID}: ${show(left)}`);
-      const veths = (await hostLinks(env)).filter((n) => hostVeths(res, conf).includes(n));
-      if (veths.length) problems.push(`host veth ${veths.join(', ')} left`);
-      const next = await env.attachment();
-      const r = await env.call('bridge', { command: 'ADD', conf, containerID: next.containerID, netns: next.netns });
-      if (r.code !== 0) problems.push(`${ip} was not released (the next ADD on a one-address pool failed: ${show(r.stdout)})`);
-      check(problems.length === 0, problems.join('; '));
-    },
-  },
+  ...lateDelCases,
   {
     id: 'bridge/check',
     basis: 'SPEC §2 CHECK',
@@ -243,24 +278,5 @@ export const bridgeCases: Case[] = [
       check(show(after) === show(before) && !inCtr, `the failed ADD left links behind: host ${show(before)} -> ${show(after)}${inCtr ? `, ${a.ifname} in the container` : ''}`);
     },
   },
-  {
-    id: 'bridge/gc-forwards-to-ipam',
-    basis: 'SPEC §2 GC (MUST forward to delegated plugins)',
-    level: 'should',
-    plugins: P,
-    async run(env, set) {
-      needVersion(set, P, '1.1.0');
-      const conf = bridgeConf(env, '1.1.0', { ipMasq: true, range: ONE });
-      const { a, res } = await add(env, conf);
-      await env.removeNetns(a.ns);
-      const gc = { ...conf, 'cni.dev/valid-attachments': [] };
-      const r = await env.call('bridge', { command: 'GC', conf: gc, unset: ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME'] });
-      check(r.code === 0, `GC failed (exit ${r.code}): ${show(r.stdout || r.stderr)}`);
-      const next = await env.attachment();
-      const again = await env.call('bridge', { command: 'ADD', conf, containerID: next.containerID, netns: next.netns });
-      check(again.code === 0, `GC did not release ${firstIp(res)} (ADD on the one-address pool: ${show(again.stdout)})`);
-      const left = await leftovers(env, bare(res.ips[0].address), a.containerID);
-      check(left.length === 0, `GC left masquerade rules for the stale attachment: ${show(left)}`);
-    },
-  },
+  ...gcCases,
 ];
