@@ -1,0 +1,276 @@
+/** Pure logic of the bridge plugin: config rules, planning, names, and the firewall payloads. */
+import { createHash } from 'node:crypto';
+import { parseCniArgs } from '../../lib/args';
+import { CniError } from '../../lib/errors';
+import { addPayload, attachmentsInListing, chainName, delPayload, jumpsTo, ruleComment } from '../../lib/firewall/iptables/masquerade';
+import { addScript, instanceHash, networkHash, parseChain, ruleComment as nftComment } from '../../lib/firewall/nftables/masquerade';
+import { batchFailures, batchWord } from '../../lib/net/batch';
+import { macProblem, randomMac } from '../../lib/net/mac';
+import { attachmentAlias, hostVethName } from '../../lib/net/names';
+import { spoofCheckScript, spoofRuleHandles } from '../../lib/net/spoofcheck';
+import { loadConf } from '../../plugins/bridge/config';
+import { containerAddresses } from '../../plugins/bridge/del';
+import { conflictingAddresses, defaultGateway, planAdd, withGateways, type AddInput } from '../../plugins/bridge/plan';
+
+const raw = (extra: Record<string, unknown> = {}) => ({ cniVersion: '1.1.0', name: 'net1', type: 'bridge', ipam: { type: 'host-local' }, ...extra });
+const conf = (extra: Record<string, unknown> = {}, args = '') => loadConf(raw(extra), parseCniArgs(args));
+const code = (f: () => unknown) => {
+  try {
+    f();
+  } catch (e) {
+    return [(e as CniError).code, (e as CniError).message];
+  }
+  return [0, ''];
+};
+
+describe('config', () => {
+  test('defaults', () => {
+    expect(conf()).toMatchObject({ bridge: 'cni0', isGateway: false, ipMasq: false, vlan: 0, vlanTrunk: [], ipamType: 'host-local' });
+  });
+  test('isDefaultGateway implies isGateway', () => {
+    expect(conf({ isDefaultGateway: true })).toMatchObject({ isGateway: true, isDefaultGateway: true });
+  });
+  test('MAC precedence: runtimeConfig > args.cni > CNI_ARGS', () => {
+    expect(conf({}, 'MAC=02:00:00:00:00:03').mac).toBe('02:00:00:00:00:03');
+    expect(conf({ args: { cni: { mac: '02:00:00:00:00:02' } } }, 'MAC=02:00:00:00:00:03').mac).toBe('02:00:00:00:00:02');
+    expect(conf({ runtimeConfig: { mac: '02:00:00:00:00:01' }, args: { cni: { mac: '02:00:00:00:00:02' } } }, 'MAC=02:00:00:00:00:03').mac).toBe('02:00:00:00:00:01');
+  });
+  test('unknown CNI_ARGS keys need IgnoreUnknown (code 4)', () => {
+    expect(code(() => conf({}, 'FOO=1'))[0]).toBe(4);
+    expect(code(() => conf({}, 'FOO=1;IgnoreUnknown=1'))[0]).toBe(0);
+  });
+  test('vlanTrunk collects ranges and ids, sorted and unique', () => {
+    expect(conf({ vlanTrunk: [{ minID: 5, maxID: 7 }, { id: 6 }, { id: 2 }] }).vlanTrunk).toEqual([2, 5, 6, 7]);
+  });
+  test.each([
+    [{ hairpinMode: true, promiscMode: true }, 'hairpinMode'],
+    [{ disableContainerInterface: true }, 'disableContainerInterface'],
+    [{ vlanTrunk: [{ maxID: 3 }] }, 'vlanTrunk[0]'],
+    [{ vlan: 4095 }, 'vlan'],
+    [{ mtu: 67 }, 'mtu'],
+    [{ bridge: 'a/b' }, 'bridge'],
+    [{ ipam: { subnet: '192.0.2.0/24' } }, 'ipam.type'],
+    [{ runtimeConfig: { mac: '03:00:00:00:00:00' } }, 'runtimeConfig.mac'],
+  ])('%j is code 7 naming %s', (extra, field) => {
+    const [c, m] = code(() => conf(extra));
+    expect(c).toBe(7);
+    expect(m).toContain(field);
+  });
+  test('dns in config is kept only when it sets something', () => {
+    expect(conf({ dns: {} }).dns).toBeUndefined();
+    expect(conf({ dns: { search: ['x'] } }).dns).toEqual({ search: ['x'] });
+  });
+});
+
+describe('gateways and routes', () => {
+  test('gateway defaults to the first address of the subnet', () => {
+    expect(defaultGateway('192.0.2.77/24')).toBe('192.0.2.1');
+    expect(defaultGateway('2001:db8::42/64')).toBe('2001:db8::1');
+  });
+  test('default gateway mode adds a default route per family unless IPAM has one', () => {
+    const g = withGateways(conf({ isDefaultGateway: true }), {
+      ips: [{ address: '192.0.2.5/24' }, { address: '2001:db8::5/64', gateway: '2001:db8::fe' }],
+      routes: [{ dst: '::/0', gw: '2001:db8::fe' }],
+    });
+    expect(g.ips).toEqual([
+      { address: '192.0.2.5/24', gateway: '192.0.2.1', interface: 2 },
+      { address: '2001:db8::5/64', gateway: '2001:db8::fe', interface: 2 },
+    ]);
+    expect(g.routes).toEqual([{ dst: '::/0', gw: '2001:db8::fe' }, { dst: '0.0.0.0/0', gw: '192.0.2.1' }]);
+    expect(g.gateways).toEqual(['192.0.2.1/24', '2001:db8::fe/64']);
+  });
+  test('without gateway mode nothing is added', () => {
+    const g = withGateways(conf(), { ips: [{ address: '192.0.2.5/24' }] });
+    expect(g).toEqual({ ips: [{ address: '192.0.2.5/24', interface: 2 }], routes: [], gateways: [] });
+  });
+  test('forceAddress conflicts: any other IPv4 address, only overlapping IPv6 ones', () => {
+    expect(conflictingAddresses(['192.0.2.1/24', '10.0.0.1/8'], ['192.0.2.1/24'])).toEqual(['10.0.0.1/8']);
+    expect(conflictingAddresses(['2001:db8:1::1/64', '2001:db8::1/48', 'fe80::1/64'], ['2001:db8::1/64'])).toEqual(['2001:db8::1/48']);
+  });
+});
+
+describe('planAdd', () => {
+  const input = (extra: Record<string, unknown> = {}, over: Partial<AddInput> = {}): AddInput => ({
+    conf: conf(extra),
+    containerID: 'c1',
+    ifname: 'eth0',
+    netns: '/var/run/netns/x',
+    hostVeth: 'veth01234567',
+    alias: 'cni/c1/eth0',
+    ipam: { ips: [{ address: '192.0.2.5/24' }, { address: '2001:db8::5/64' }], dns: { nameservers: ['192.0.2.53'] } },
+    macs: { bridge: '02:00:00:00:00:0b', host: '02:00:00:00:00:0a', container: '02:00:00:00:00:0c' },
+    ...over,
+  });
+
+  test('new bridge, gateway mode: one host batch creating everything', () => {
+    const p = planAdd(input({ isDefaultGateway: true, mtu: 1400, hairpinMode: true }));
+    expect(p.hostBatch.map((l) => l.line)).toEqual([
+      'link add name cni0 mtu 1400 address 02:00:00:00:00:0b type bridge',
+      'link set dev cni0 up',
+      'link add name veth01234567 mtu 1400 address 02:00:00:00:00:0a type veth peer name eth0 mtu 1400 address 02:00:00:00:00:0c netns /var/run/netns/x',
+      'link set dev veth01234567 alias cni/c1/eth0 master cni0 up',
+      'link set dev veth01234567 type bridge_slave hairpin on',
+      'addr add 192.0.2.1/24 dev cni0',
+      'addr add 2001:db8::1/64 dev cni0 nodad',
+    ]);
+    expect(p.hostBatch.filter((l) => l.okIfExists).map((l) => l.line.split(' ')[0])).toEqual(['link', 'addr', 'addr']);
+    expect([...p.gatewayLines.values()]).toEqual(['192.0.2.1/24', '2001:db8::1/64']);
+    expect(p.hostSysctls.map(([k]) => k)).toEqual(['/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding']);
+    expect(p.container.batch).toEqual([
+      'link set dev eth0 up',
+      'addr add 192.0.2.5/24 dev eth0',
+      'addr add 2001:db8::5/64 dev eth0',
+      'route add 0.0.0.0/0 via 192.0.2.1 dev eth0',
+      'route add ::/0 via 2001:db8::1 dev eth0',
+    ]);
+    expect(p.container.sysctls).toEqual([
+      ['/proc/sys/net/ipv6/conf/lo/disable_ipv6', 0],
+      ['/proc/sys/net/ipv6/conf/eth0/disable_ipv6', 0],
+    ]);
+    expect(p.container.bestEffortSysctls).toContainEqual(['/proc/sys/net/ipv6/conf/eth0/accept_dad', 0]);
+    expect(p.result.interfaces).toEqual([
+      { name: 'cni0', mac: '02:00:00:00:00:0b' },
+      { name: 'veth01234567', mac: '02:00:00:00:00:0a' },
+      { name: 'eth0', mac: '02:00:00:00:00:0c', sandbox: '/var/run/netns/x' },
+    ]);
+    expect(p.result.dns).toEqual({ nameservers: ['192.0.2.53'] });
+    expect(p.masquerade).toEqual([]);
+  });
+
+  test('existing bridge: not created again; its MAC pinned when it is not yet', () => {
+    const p = planAdd(input({ isGateway: true }, { bridge: { mac: '02:aa:00:00:00:01', macPinned: false } }));
+    expect(p.hostBatch[0]!.line).toBe('link set dev cni0 up');
+    expect(p.hostBatch.at(-1)!.line).toBe('link set dev cni0 address 02:aa:00:00:00:01');
+    expect(p.result.interfaces![0]!.mac).toBe('02:aa:00:00:00:01');
+  });
+
+  test('L2 only: no addresses, container link only brought up; disableContainerInterface: no container process', () => {
+    const l2 = planAdd(input({ ipam: {} }, { ipam: undefined }));
+    expect(l2.container.batch).toEqual(['link set dev eth0 up']);
+    expect(l2.result.ips).toBeUndefined();
+    const off = planAdd(input({ ipam: {}, disableContainerInterface: true }, { ipam: undefined }));
+    expect(off.container).toEqual({});
+  });
+
+  test('ipMasq masquerades every container address; config dns overrides IPAM dns', () => {
+    const p = planAdd(input({ ipMasq: true, dns: { nameservers: ['198.51.100.53'] } }));
+    expect(p.masquerade).toEqual(['192.0.2.5/24', '2001:db8::5/64']);
+    expect(p.result.dns).toEqual({ nameservers: ['198.51.100.53'] });
+  });
+
+  test('vlan: filtering bridge, access port; trunk keeps the native vlan 1', () => {
+    const p = planAdd(input({ vlan: 100 }));
+    expect(p.hostBatch[0]!.line).toContain('vlan_filtering 1');
+    expect(p.vlanBatch).toEqual(['vlan del dev veth01234567 vid 1', 'vlan add dev veth01234567 vid 100 pvid untagged']);
+    const t = planAdd(input({ vlanTrunk: [{ id: 5 }], preserveDefaultVlan: true }));
+    expect(t.vlanBatch).toEqual(['vlan add dev veth01234567 vid 5', 'vlan add dev veth01234567 vid 1 pvid untagged']);
+  });
+
+  test('routes carry metric/table/scope and default to the family gateway', () => {
+    const p = planAdd(input({ isGateway: true }, { ipam: { ips: [{ address: '192.0.2.5/24' }], routes: [{ dst: '198.51.100.0/24', priority: 10, table: 100, scope: 0 }] } }));
+    expect(p.container.batch).toContain('route add 198.51.100.0/24 via 192.0.2.1 dev eth0 metric 10 table 100 scope 0');
+  });
+});
+
+describe('names', () => {
+  test('host veth name is deterministic per attachment and differs per ifname and attempt', () => {
+    expect(hostVethName('c1', 'eth0')).toMatch(/^veth[0-9a-f]{8}$/);
+    expect(hostVethName('c1', 'eth0')).toBe(hostVethName('c1', 'eth0'));
+    expect(hostVethName('c1', 'eth1')).not.toBe(hostVethName('c1', 'eth0'));
+    expect(hostVethName('c1', 'eth0', 1)).not.toBe(hostVethName('c1', 'eth0'));
+    expect(attachmentAlias('c1', 'eth0')).toBe('cni/c1/eth0');
+  });
+  test('random MACs are locally administered unicast', () => {
+    for (let i = 0; i < 50; i++) expect(macProblem(randomMac())).toBeNull();
+    expect(parseInt(randomMac().slice(0, 2), 16) & 3).toBe(2);
+  });
+  test('batch words are quoted, and impossible ones refused', () => {
+    expect(batchWord('eth0')).toBe('eth0');
+    expect(batchWord("a'b")).toBe(`"a'b"`);
+    expect(() => batchWord('a#b')).toThrow();
+  });
+  test('ip -force -batch failures are attributed to their lines', () => {
+    const f = batchFailures('Error: ipv4: Address already assigned.\nCommand failed -:3\nRTNETLINK answers: File exists\nCommand failed -:5\n');
+    expect([...f]).toEqual([
+      [2, 'Error: ipv4: Address already assigned.'],
+      [4, 'RTNETLINK answers: File exists'],
+    ]);
+  });
+});
+
+describe('iptables masquerade payloads', () => {
+  const chain = chainName('net1', 'c1');
+  test('chain and comment are the Go plugin\'s', () => {
+    // sha512("net1c1")[:24], as utils.FormatChainName computes it.
+    expect(chain).toMatch(/^CNI-[0-9a-f]{24}$/);
+    expect(chain).toBe(`CNI-${createHash('sha512').update('net1c1').digest('hex').slice(0, 24)}`);
+    expect(ruleComment('net1', 'c1')).toBe('name: "net1" id: "c1"');
+  });
+  test('ADD payload', () => {
+    const p = addPayload(4, { chain, comment: ruleComment('net1', 'c1'), ips: ['192.0.2.5'], subnets: ['192.0.2.0/24'] });
+    expect(p.split('\n')).toEqual([
+      '*nat',
+      `:${chain} - [0:0]`,
+      `-A ${chain} -d 192.0.2.0/24 -j ACCEPT -m comment --comment "name: \\"net1\\" id: \\"c1\\""`,
+      `-A ${chain} ! -d 224.0.0.0/4 -j MASQUERADE -m comment --comment "name: \\"net1\\" id: \\"c1\\""`,
+      `-A POSTROUTING -s 192.0.2.5 -j ${chain} -m comment --comment "name: \\"net1\\" id: \\"c1\\""`,
+      'COMMIT',
+      '',
+    ]);
+    expect(delPayload(chain, ['-D POSTROUTING x'])).toBe(`*nat\n-D POSTROUTING x\n:${chain} - [0:0]\n-X ${chain}\nCOMMIT\n`);
+  });
+  test('listing parsers find jumps and their attachments', () => {
+    const other = chainName('net1', 'c2');
+    const listing = [
+      '-P POSTROUTING ACCEPT',
+      `-A POSTROUTING -s 192.0.2.5/32 -m comment --comment "name: \\"net1\\" id: \\"c1\\"" -j ${chain}`,
+      `-A POSTROUTING -s 192.0.2.6/32 -m comment --comment "name: \\"net1\\" id: \\"c2\\"" -j ${other}`,
+      `-A POSTROUTING -s 192.0.2.7/32 -m comment --comment "name: \\"net2\\" id: \\"c3\\"" -j ${chainName('net2', 'c3')}`,
+    ].join('\n');
+    expect(jumpsTo(listing, chain)).toEqual([`-D POSTROUTING -s 192.0.2.5/32 -m comment --comment "name: \\"net1\\" id: \\"c1\\"" -j ${chain}`]);
+    expect([...attachmentsInListing(listing, 'net1').keys()]).toEqual(['c1', 'c2']);
+  });
+});
+
+describe('nftables masquerade', () => {
+  test('comment is the Go plugin\'s: network hash, instance hash, readable tail', () => {
+    const c = nftComment('net1', 'eth0', 'c1');
+    expect(c.startsWith(`${networkHash('net1')}-`)).toBe(true);
+    expect(c).toBe(`${instanceHash('net1', 'eth0', 'c1')}, net: net1, if: eth0, id: c1`);
+    expect(nftComment('n'.repeat(200), 'eth0', 'c1')).toHaveLength(128);
+  });
+  test('ADD script: table, chains, one rule per address', () => {
+    const s = addScript({ network: 'net1', containerID: 'c1', ifname: 'eth0', addresses: ['192.0.2.5/24', '2001:db8::5/64'] });
+    expect(s).toContain('add rule inet cni_plugins_masquerade masq_checks ip saddr 192.0.2.5 ip daddr != 192.0.2.0/24 masquerade comment');
+    expect(s).toContain('ip6 saddr 2001:db8::5 ip6 daddr != 2001:db8::/64 masquerade');
+    expect(s).toContain('flush chain inet cni_plugins_masquerade postrouting');
+  });
+  test('chain listing is parsed with handles', () => {
+    const rules = parseChain('table inet x {\n\tchain masq_checks { # handle 2\n\t\tip saddr 192.0.2.5 ip daddr != 192.0.2.0/24 masquerade comment "abc, net: n" # handle 7\n\t}\n}');
+    expect(rules).toEqual([{ body: 'ip saddr 192.0.2.5 ip daddr != 192.0.2.0/24 masquerade', comment: 'abc, net: n', handle: 7 }]);
+  });
+});
+
+describe('spoof check', () => {
+  test('Go layout; teardown finds the PREROUTING rule by comment', () => {
+    const s = spoofCheckScript('veth01234567', '02:00:00:00:00:0c', 'c1', 'eth0');
+    expect(s).toContain('add rule bridge nat PREROUTING iifname "veth01234567" jump "cni-br-iface-c1-eth0" comment "macspoofchk-c1-eth0"');
+    expect(s).toContain('ether saddr 02:00:00:00:00:0c return');
+    const listing = '\t\tiifname "veth01234567" jump cni-br-iface-c1-eth0 comment "macspoofchk-c1-eth0" # handle 4\n\t\tiifname "vethx" jump cni-br-iface-c2-eth0 comment "macspoofchk-c2-eth0" # handle 5';
+    expect(spoofRuleHandles(listing, 'c1', 'eth0')).toEqual([4]);
+  });
+});
+
+describe('DEL addresses', () => {
+  test('from prevResult: the container interface\'s addresses', () => {
+    const prev = {
+      interfaces: [{ name: 'cni0' }, { name: 'veth1' }, { name: 'eth0', sandbox: '/x' }, { name: 'net1', sandbox: '/x' }],
+      ips: [
+        { address: '192.0.2.5/24', interface: 2 },
+        { address: '198.51.100.5/24', interface: 3 },
+      ],
+    };
+    expect(containerAddresses(prev, 'eth0')).toEqual(['192.0.2.5/24']);
+    expect(containerAddresses(undefined, 'eth0')).toEqual([]);
+  });
+});
