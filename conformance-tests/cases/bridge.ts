@@ -6,6 +6,7 @@
 import type { Attachment, Env } from '../env';
 import { mentions, WORLD } from '../env';
 import { check, show, Skip, type Case } from '../harness';
+import { cmp } from '../probe';
 import { checkResult } from '../shape';
 import { ALL_VERSIONS, bridgeConf, expectError, firstIp, needVersion, versionFor, withPrev } from './common';
 
@@ -53,6 +54,7 @@ const shapeCases: Case[] = ALL_VERSIONS.map((v) => ({
       const [addr, len] = ip.address.split('/');
       check(link.addr_info.some((x) => x.local === addr && String(x.prefixlen) === len), `${ip.address} is not on ${a.ifname} (it has ${show(link.addr_info.map((x) => `${x.local}/${x.prefixlen}`))})`);
     }
+    if (cmp(v, '0.4.0') >= 0) await env.ok('bridge', 'CHECK', withPrev(conf, res), a);
     await env.ok('bridge', 'DEL', withPrev(conf, res), a);
     check(!(await env.links(a.ns)).some((l) => l.ifname === a.ifname), `${a.ifname} is still in the container after DEL`);
   },
@@ -154,6 +156,43 @@ export const bridgeCases: Case[] = [
       await env.serve(two.a.ns, ip2, 7000, 'two');
       const r = await env.connect(one.a.ns, ip2, 7000);
       check(r.ok && r.text === `two ${firstIp(one.res)}`, `container one -> two (${ip2}:7000): ${show(r.text)}`);
+    },
+  },
+  {
+    id: 'bridge/concurrent',
+    basis: 'SPEC §3 Lifecycle (plugins must handle concurrent calls for different containers)',
+    level: 'must',
+    plugins: P,
+    async run(env, set) {
+      const conf = bridgeConf(env, versionFor(set, P), { ipMasq: true });
+      const atts = await Promise.all(Array.from({ length: 6 }, () => env.attachment()));
+      const adds = await Promise.all(atts.map((a) => env.call('bridge', { command: 'ADD', conf, containerID: a.containerID, netns: a.netns })));
+      const bad = adds.map((r, i) => [r, i] as const).filter(([r]) => r.code !== 0);
+      check(bad.length === 0, `${bad.length} of 6 concurrent ADDs on a new bridge failed: ${show(bad[0]?.[0].stdout)}`);
+      const ips = adds.map((r) => firstIp(r.json));
+      check(new Set(ips).size === 6, `concurrent ADDs got duplicate addresses: ${ips.join(' ')}`);
+      await env.serve(atts[5]!.ns, ips[5]!, 7004, 'last');
+      for (const a of atts.slice(0, 5)) {
+        const r = await env.connect(a.ns, ips[5]!, 7004);
+        check(r.ok, `${a.containerID} cannot reach ${ips[5]}:7004 after concurrent ADDs: ${r.text}`);
+      }
+      const dels = await Promise.all(atts.map((a, i) => env.call('bridge', { command: 'DEL', conf: withPrev(conf, adds[i]!.json), containerID: a.containerID, netns: a.netns })));
+      check(dels.every((r) => r.code === 0), `concurrent DELs failed: ${show(dels.find((r) => r.code !== 0)?.stdout)}`);
+      const left = mentions(await env.netfilter(), [...ips, ...atts.map((a) => a.containerID)]);
+      check(left.length === 0, `after concurrent DELs the host netfilter still mentions them: ${show(left)}`);
+    },
+  },
+  {
+    id: 'bridge/mtu',
+    basis: 'bridge docs (mtu)',
+    level: 'must',
+    plugins: P,
+    async run(env, set) {
+      const conf = bridgeConf(env, versionFor(set, P), { extra: { mtu: 1400 } });
+      const a = await env.attachment();
+      await env.ok('bridge', 'ADD', conf, a);
+      const link = JSON.parse(await env.mustExec('ip', ['-j', 'link', 'show', a.ifname], a.ns))[0];
+      check(link?.mtu === 1400, `mtu 1400 configured, ${a.ifname} has ${link?.mtu}`);
     },
   },
   {

@@ -5,6 +5,7 @@
 import { contains, parseCidr, parseIp } from '../../lib/ip';
 import type { Env } from '../env';
 import { check, show, type Case } from '../harness';
+import { cmp } from '../probe';
 import { checkResult } from '../shape';
 import { ALL_VERSIONS, bare, expectError, firstIp, IPAM4, ipamConf, needVersion, versionFor, withPrev } from './common';
 
@@ -33,6 +34,7 @@ const shapeCases: Case[] = ALL_VERSIONS.map((v) => ({
       const subnet = parseCidr(ip.family === 4 ? IPAM4 : '2001:db8:c0::/64')!;
       check(contains(subnet, parseIp(bare(ip.address))!), `${ip.address} is outside the configured subnet`);
     }
+    if (cmp(v, '0.4.0') >= 0) await env.ok('host-local', 'CHECK', withPrev(conf, res), a);
     await env.ok('host-local', 'DEL', withPrev(conf, res), a);
   },
 }));
@@ -72,6 +74,25 @@ export const hostLocalCases: Case[] = [
       await env.ok('host-local', 'DEL', withPrev(conf, first.res), first.a);
       const again = await env.ok('host-local', 'ADD', conf, c);
       check(firstIp(again) === firstIp(first.res), `after DEL of ${firstIp(first.res)} the next ADD got ${firstIp(again)}`);
+    },
+  },
+  {
+    id: 'host-local/gateway-and-routes',
+    basis: 'host-local docs (gateway, routes)',
+    level: 'must',
+    plugins: P,
+    async run(env, set) {
+      const v = versionFor(set, P, '0.3.0');
+      const conf = {
+        ...ipamConf(env, v),
+        ipam: { type: 'host-local', ranges: [[{ subnet: IPAM4, gateway: '192.0.2.254' }]], routes: [{ dst: '0.0.0.0/0' }, { dst: '203.0.113.0/24', gw: '192.0.2.253' }], dataDir: `${env.dir}/ipam` },
+      };
+      const { res } = await add(env, conf);
+      check(res.ips?.[0]?.gateway === '192.0.2.254', `configured gateway 192.0.2.254, result says ${show(res.ips)}`);
+      const routes = (res.routes ?? []).map((r: any) => `${r.dst}${r.gw ? ` via ${r.gw}` : ''}`).sort();
+      check(show(routes) === show(['0.0.0.0/0', '203.0.113.0/24 via 192.0.2.253']), `configured routes missing from the result: ${show(res.routes)}`);
+      const ip = firstIp(res);
+      check(ip !== '192.0.2.254', `handed out the gateway ${ip}`);
     },
   },
   {
