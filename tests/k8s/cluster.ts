@@ -14,11 +14,15 @@ const FIXTURES = join(__dirname, 'fixtures');
 export const API_ADDR = '192.0.2.1';
 export const API_PORT = 6443;
 export const OUTSIDE_ADDR = '198.51.100.100';
+export const OUTSIDE_ADDR6 = '2001:db8:4c::100';
+const UNDERLAY_GW6 = '2001:db8:4b::1';
 export const TOKEN = 'test-token-0123456789';
 
 export interface NodeSpec {
   name: string;
   ip: string;
+  /** An IPv6 InternalIP on the underlay (2001:db8:4b::/64), for dual-stack clusters. */
+  ip6?: string;
   podCidrs?: string[];
 }
 
@@ -34,6 +38,7 @@ export interface Pod {
   ns: string;
   node: ClusterNode;
   ip: string;
+  ip6?: string;
   /** Each plugin's result, in chain order (for DEL). */
   results: unknown[];
   portMappings: unknown[];
@@ -87,10 +92,17 @@ export class Cluster {
     }
     this.outsideNs = await s.container('k8o');
     hostLines.push(`link add out0 type veth peer name eth0 netns ${netnsPath(this.outsideNs)}`, 'link set out0 up', 'addr add 198.51.100.1/24 dev out0');
+    const v6 = specs.some((n) => n.ip6);
+    // Static addresses skip duplicate address detection, so the underlay is usable at once.
+    if (v6) hostLines.push(`addr add ${UNDERLAY_GW6}/64 dev br0 nodad`, 'addr add 2001:db8:4c::1/64 dev out0 nodad');
     await must('ip', ['-n', s.hostNs, '-batch', '-'], { input: hostLines.join('\n') + '\n' });
-    await must('ip', ['netns', 'exec', s.hostNs, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
-    for (const n of this.nodes) await must('ip', ['-n', n.ns, '-batch', '-'], { input: `link set eth0 up\naddr add ${n.ip}/24 dev eth0\nroute add default via ${API_ADDR}\n` });
-    await must('ip', ['-n', this.outsideNs, '-batch', '-'], { input: `link set eth0 up\naddr add ${OUTSIDE_ADDR}/24 dev eth0\nroute add default via 198.51.100.1\n` });
+    await must('ip', ['netns', 'exec', s.hostNs, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+    for (const n of this.nodes) {
+      const six = n.ip6 ? `addr add ${n.ip6}/64 dev eth0 nodad\nroute add ::/0 via ${UNDERLAY_GW6}\n` : '';
+      await must('ip', ['-n', n.ns, '-batch', '-'], { input: `link set eth0 up\naddr add ${n.ip}/24 dev eth0\nroute add default via ${API_ADDR}\n${six}` });
+    }
+    const six = v6 ? `addr add ${OUTSIDE_ADDR6}/64 dev eth0 nodad\nroute add ::/0 via 2001:db8:4c::1\n` : '';
+    await must('ip', ['-n', this.outsideNs, '-batch', '-'], { input: `link set eth0 up\naddr add ${OUTSIDE_ADDR}/24 dev eth0\nroute add default via 198.51.100.1\n${six}` });
 
     const key = join(s.dir, 'api.key');
     await must('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', this.caFile, '-days', '1', '-subj', '/CN=kube-apiserver', '-addext', `subjectAltName=IP:${API_ADDR}`]);
@@ -106,7 +118,7 @@ export class Cluster {
       kind: 'Node',
       metadata: { name: n.name },
       spec: n.podCidrs ? { podCIDR: n.podCidrs[0], podCIDRs: n.podCidrs } : {},
-      status: { addresses: [{ type: 'InternalIP', address: n.ip }, { type: 'Hostname', address: n.name }] },
+      status: { addresses: [{ type: 'InternalIP', address: n.ip }, ...(n.ip6 ? [{ type: 'InternalIP', address: n.ip6 }] : []), { type: 'Hostname', address: n.name }] },
     }));
     writeFileSync(this.nodesFile, JSON.stringify(items));
   }
@@ -187,8 +199,8 @@ export class Cluster {
       prev = r.json;
       results.push(r.json);
     }
-    const ip = String((prev as { ips: { address: string }[] }).ips[0]!.address).split('/')[0]!;
-    const full: Pod = { ...pod, node, ip, results, portMappings };
+    const ips = (prev as { ips: { address: string }[] }).ips.map((i) => i.address.split('/')[0]!);
+    const full: Pod = { ...pod, node, ip: ips.find((a) => !a.includes(':'))!, ip6: ips.find((a) => a.includes(':')), results, portMappings };
     this.pods.push(full);
     return full;
   }
@@ -203,6 +215,16 @@ export class Cluster {
       if (r.code !== 0) failures.push(`${String(p.type)} DEL ${pod.name}: ${r.stdout} ${r.stderr}`);
     }
     return failures;
+  }
+
+  /** Waits (bounded) until no namespace of the cluster holds an IPv6 address still in duplicate address detection. */
+  async settle(): Promise<void> {
+    const all = [...this.nodes.map((n) => n.ns), ...this.pods.map((p) => p.ns)];
+    for (let i = 0; i < 50; i++) {
+      const tentative = await Promise.all(all.map((ns) => sh('ip', ['-n', ns, '-6', 'addr', 'show', 'tentative'])));
+      if (tentative.every((r) => !r.stdout.trim())) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
   }
 
   /** Starts the whoami service in a namespace. */

@@ -8,16 +8,17 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { canUseNetns, PLUGIN_DIR, sh, Sandbox } from '../helpers/netns';
-import { Cluster, OUTSIDE_ADDR, type ClusterNode, type NodeSpec } from './cluster';
+import { Cluster, OUTSIDE_ADDR, OUTSIDE_ADDR6, type ClusterNode, type NodeSpec } from './cluster';
 
 const maybe = canUseNetns() ? describe : describe.skip;
 jest.setTimeout(180_000);
 
-// Pod CIDRs are documentation ranges carved out of 203.0.113.0/24, used only inside the test's namespaces.
+// Dual stack. Pod CIDRs are documentation ranges (203.0.113.0/24 and 2001:db8:4d::/48 carved per node), used
+// only inside the test's namespaces.
 const SPECS: NodeSpec[] = [
-  { name: 'node-a', ip: '192.0.2.11', podCidrs: ['203.0.113.0/26'] },
-  { name: 'node-b', ip: '192.0.2.12', podCidrs: ['203.0.113.64/26'] },
-  { name: 'node-c', ip: '192.0.2.13', podCidrs: ['203.0.113.128/26'] },
+  { name: 'node-a', ip: '192.0.2.11', ip6: '2001:db8:4b::11', podCidrs: ['203.0.113.0/26', '2001:db8:4d:1::/64'] },
+  { name: 'node-b', ip: '192.0.2.12', ip6: '2001:db8:4b::12', podCidrs: ['203.0.113.64/26', '2001:db8:4d:2::/64'] },
+  { name: 'node-c', ip: '192.0.2.13', ip6: '2001:db8:4b::13', podCidrs: ['203.0.113.128/26', '2001:db8:4d:3::/64'] },
 ];
 const WHOAMI = 8080;
 const HOST_PORT = 30080;
@@ -41,6 +42,7 @@ maybe('multi-node pod network installed by cni-install', () => {
       await c.addPod(n, n.name === 'node-a' ? [{ hostPort: HOST_PORT, containerPort: WHOAMI, protocol: 'tcp' }] : []);
       await c.addPod(n);
     }
+    await c.settle();
     for (const p of c.pods) await c.serveWhoami(p.ns, WHOAMI);
     await c.serveWhoami(c.outsideNs, WHOAMI);
   });
@@ -55,7 +57,7 @@ maybe('multi-node pod network installed by cni-install', () => {
       const list = c.conflist(n);
       expect(list.cniVersion).toBe('1.1.0');
       expect(list.plugins.map((p) => p.type)).toEqual(['bridge', 'portmap']);
-      expect(list.plugins[0]).toMatchObject({ isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: [[{ subnet: n.podCidrs![0] }]], dataDir: n.dataDir } });
+      expect(list.plugins[0]).toMatchObject({ isGateway: true, ipMasq: false, ipam: { type: 'host-local', ranges: n.podCidrs!.map((subnet) => [{ subnet }]), dataDir: n.dataDir } });
       expect(list.plugins[1]).toMatchObject({ capabilities: { portMappings: true } });
       expect(readdirSync(n.binDir).sort()).toEqual(['bridge', 'host-local', 'portmap']);
       // One copy of a multi-call executable, the other names hard links to it.
@@ -63,12 +65,16 @@ maybe('multi-node pod network installed by cni-install', () => {
       const srcInodes = new Set(['bridge', 'host-local', 'portmap'].map((b) => statSync(join(PLUGIN_DIR, b)).ino));
       expect(inodes.size).toBe(srcInodes.size);
 
-      const routes = JSON.parse((await s.exec('ip', ['-j', 'route', 'show', 'proto', '199'], { ns: n.ns })).stdout);
-      const want = SPECS.filter((o) => o.name !== n.name).map((o) => `${o.podCidrs![0]} via ${o.ip}`);
+      const routes = [
+        ...JSON.parse((await s.exec('ip', ['-j', 'route', 'show', 'proto', '199'], { ns: n.ns })).stdout),
+        ...JSON.parse((await s.exec('ip', ['-j', '-6', 'route', 'show', 'proto', '199'], { ns: n.ns })).stdout),
+      ];
+      const want = SPECS.filter((o) => o.name !== n.name).flatMap((o) => [`${o.podCidrs![0]} via ${o.ip}`, `${o.podCidrs![1]} via ${o.ip6}`]);
       expect(routes.map((r: any) => `${r.dst} via ${r.gateway}`).sort()).toEqual(want.sort());
 
       const nft = await s.exec('nft', ['list', 'table', 'inet', 'cni_ts_masq'], { ns: n.ns });
       expect(nft.stdout).toContain(`ip saddr ${n.podCidrs![0]} ip daddr != @cluster4`);
+      expect(nft.stdout).toContain(`ip6 saddr ${n.podCidrs![1]} ip6 daddr != @cluster6`);
       // The cluster CIDRs default to the union of every node's pod CIDRs; nft merges the adjacent ones.
       expect(nft.stdout).toMatch(/elements = \{ 203\.0\.113\.0-203\.0\.113\.191 \}|elements = \{ 203\.0\.113\.0\/25,\s*203\.0\.113\.128\/26 \}/);
     }
@@ -88,11 +94,11 @@ maybe('multi-node pod network installed by cni-install', () => {
   it('every pod pings every other pod, and each peer sees the pod address as the source', async () => {
     const failures: string[] = [];
     for (const from of c.pods) {
-      const targets = c.pods.filter((p) => p !== from);
-      const pings = await Promise.all(targets.map((t) => s.exec('busybox', ['ping', '-c', '1', '-W', '3', t.ip], { ns: from.ns })));
-      pings.forEach((r, i) => r.code !== 0 && failures.push(`ping ${from.name}(${from.node.name}) -> ${targets[i]!.ip}: ${r.stdout}${r.stderr}`));
-      const seen = await c.probe(from.ns, WHOAMI, targets.map((t) => t.ip));
-      for (const t of targets) if (seen[t.ip] !== from.ip) failures.push(`${from.ip} -> ${t.ip}: server saw ${seen[t.ip]}`);
+      const targets = c.pods.filter((p) => p !== from).flatMap((t) => [{ to: t.ip, want: from.ip }, { to: t.ip6!, want: from.ip6! }]);
+      const pings = await Promise.all(targets.map((t) => s.exec('busybox', ['ping', '-c', '1', '-W', '3', t.to], { ns: from.ns })));
+      pings.forEach((r, i) => r.code !== 0 && failures.push(`ping ${from.name}(${from.node.name}) -> ${targets[i]!.to}: ${r.stdout}${r.stderr}`));
+      const seen = await c.probe(from.ns, WHOAMI, targets.map((t) => t.to));
+      for (const t of targets) if (seen[t.to] !== t.want) failures.push(`${t.want} -> ${t.to}: server saw ${seen[t.to]}`);
     }
     expect(failures).toEqual([]);
     // Across nodes, not only within one bridge.
@@ -101,8 +107,8 @@ maybe('multi-node pod network installed by cni-install', () => {
 
   it('a pod reaches an address outside the cluster CIDRs masqueraded to its node address', async () => {
     for (const p of c.pods) {
-      const seen = await c.probe(p.ns, WHOAMI, [OUTSIDE_ADDR]);
-      expect({ pod: p.name, seen: seen[OUTSIDE_ADDR] }).toEqual({ pod: p.name, seen: p.node.ip });
+      const seen = await c.probe(p.ns, WHOAMI, [OUTSIDE_ADDR, OUTSIDE_ADDR6]);
+      expect({ pod: p.name, seen }).toEqual({ pod: p.name, seen: { [OUTSIDE_ADDR]: p.node.ip, [OUTSIDE_ADDR6]: p.node.ip6 } });
     }
   });
 
