@@ -3,7 +3,7 @@ import type { Outcome } from './harness';
 import type { SuiteReport } from './suite';
 
 export const row = (o: Outcome, width: number) =>
-  `${o.id.padEnd(width)}  ${o.status.padEnd(4)}  ${String(o.ms).padStart(6)}${o.reason ? `  ${o.reason}` : ''}`;
+  `${o.id.padEnd(width)}  ${o.status.padEnd(4)}  ${String(o.ms).padStart(6)}${o.reason ? `  ${o.reason.replace(/\s+/g, ' ')}` : ''}`;
 
 export function header(width: number): string {
   return `${'case'.padEnd(width)}  res.      ms\n${'-'.repeat(width + 14)}`;
