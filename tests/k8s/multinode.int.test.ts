@@ -155,6 +155,31 @@ maybe('multi-node pod network installed by cni-install', () => {
     }
   });
 
+  it('the running installer retries until its node gets a podCIDR, then installs', async () => {
+    const n = nodes[2]!;
+    const scratch = { ...n, binDir: join(s.dir, 'late', 'bin'), confDir: join(s.dir, 'late', 'net.d') };
+    c.setNodes([...SPECS.slice(0, 2), { name: 'node-c', ip: n.ip, ip6: n.ip6 }]);
+    const daemon = c.startInstaller(scratch, ['--interval', '1']);
+    const conf = join(scratch.confDir, '10-cni-ts.conflist');
+    try {
+      const waitFor = async (cond: () => boolean) => {
+        for (let i = 0; i < 100 && !cond(); i++) await new Promise((r) => setTimeout(r, 100));
+        return cond();
+      };
+      expect(await waitFor(() => daemon.log().includes('node node-c has no spec.podCIDRs'))).toBe(true);
+      expect(existsSync(conf)).toBe(false);
+      c.setNodes(SPECS);
+      expect(await waitFor(() => existsSync(conf))).toBe(true);
+      expect(c.conflist(scratch).plugins[0]).toMatchObject({ ipam: { ranges: n.podCidrs!.map((subnet) => [{ subnet }]) } });
+    } finally {
+      c.setNodes(SPECS);
+      const exited = new Promise<number | null>((r) => daemon.once('exit', (code) => r(code)));
+      daemon.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    }
+    expect(daemon.log()).toMatch(/wrote .*10-cni-ts\.conflist for pod CIDRs 203\.0\.113\.128\/26, 2001:db8:4d:3::\/64/);
+  });
+
   it('the running installer follows the Node list: a moved node gets its route updated, a removed one loses it', async () => {
     const [a, , cNode] = nodes;
     const routesOn = async (n: ClusterNode) => JSON.parse((await s.exec('ip', ['-j', 'route', 'show', 'proto', '199'], { ns: n.ns })).stdout).map((r: any) => `${r.dst} via ${r.gateway}`).sort();
