@@ -1,15 +1,17 @@
 /**
- * Applying the plan to the store, under its lock: one readdir, one read of each reservation's owner, then
- * exclusive creates until each range set has its address. Whatever this ADD claimed is released if a later
- * set fails, so a failed ADD leaves the directory as it found it.
+ * Applying the plan to the store, under its lock: one readdir, the owners (from the journal when the directory
+ * is large), then exclusive creates until each range set has its address. Whatever this ADD claimed is released
+ * if a later set fails, so a failed ADD leaves the directory as it found it. Every owner we act on (a duplicate,
+ * a file to release) is read back from its file first.
  */
 import { CniError, ErrorCode, internalError } from '../../lib/errors';
 import { formatIp, type Addr } from '../../lib/ip';
 import type { IPConfig } from '../../lib/types/result';
 import type { IpamConfig } from './config';
+import { OwnerJournal } from './journal';
 import { duplicateError, freeCandidates, heldInSet, ownerKey, type Requested } from './plan';
 import { rangeFor, rangeSetText, type Range } from './range';
-import type { Reservation, Store } from './store';
+import type { Store } from './store';
 
 export interface Attachment {
   containerID: string;
@@ -40,33 +42,61 @@ function claimNext(store: Store, idx: number, cfg: IpamConfig, taken: ReadonlySe
 /** Reserves one address per range set for the attachment; call with the store locked. */
 export function allocate(store: Store, cfg: IpamConfig, requested: Map<number, Requested>, who: Attachment): IPConfig[] {
   const names = store.names();
-  const owners: Map<string, Reservation> = store.reservations(names);
-  cfg.sets.forEach((set, idx) => {
-    const held = heldInSet(set, owners, who.containerID, who.ifname);
-    if (held.length) throw duplicateError(idx, held, who.containerID, who.ifname);
-  });
-  const taken = new Set(names);
+  const journal = new OwnerJournal(store);
+  const owners = journal.load(names);
   const owner = ownerKey(who.containerID, who.ifname);
   const claimed: string[] = [];
+  const lastWritten: string[] = [];
   try {
-    return cfg.sets.map((_, idx) => {
-      const req = requested.get(idx);
-      const { name, range } = req ? claimRequested(store, idx, req, cfg, owner) : claimNext(store, idx, cfg, taken, owner);
-      claimed.push(name);
-      store.setLastReserved(idx, name);
-      return { address: `${name}/${range.subnet.prefix}`, gateway: formatIp(range.gateway) };
+    cfg.sets.forEach((set, idx) => {
+      const held = heldInSet(set, owners, who.containerID, who.ifname).filter((n) => isOwner(journal.verify(n), who));
+      if (held.length) throw duplicateError(idx, held, who.containerID, who.ifname);
     });
-  } catch (e) {
-    for (const name of claimed) store.remove(name);
-    throw e;
+    const taken = new Set(names);
+    try {
+      return cfg.sets.map((_, idx) => {
+        const req = requested.get(idx);
+        const { name, range } = req ? claimRequested(store, idx, req, cfg, owner) : claimNext(store, idx, cfg, taken, owner);
+        claimed.push(name);
+        lastWritten.push(store.setLastReserved(idx, name));
+        return { address: `${name}/${range.subnet.prefix}`, gateway: formatIp(range.gateway) };
+      });
+    } catch (e) {
+      for (const name of claimed.splice(0)) store.remove(name);
+      throw e;
+    }
+  } finally {
+    journal.commit(
+      claimed.map((n) => [n, owner]),
+      [],
+      lastWritten,
+    );
   }
 }
 
-/** Releases the attachment's reservations (legacy ID-only files when it has no new-style ones, as Go does). */
-export function release(store: Store, who: Attachment): string[] {
-  const owners = store.reservations();
+const isOwner = (owner: string | undefined, who: Attachment) => owner === ownerKey(who.containerID, who.ifname) || owner === who.containerID.trim();
+
+/** The attachment's reservations: new-style files, else legacy ID-only ones (as Go releases them). */
+function attachmentFiles(journal: OwnerJournal, store: Store, who: Attachment): string[] {
+  const owners = journal.load(store.names());
   const key = ownerKey(who.containerID, who.ifname);
-  let mine = [...owners].filter(([, r]) => r.owner === key);
-  if (!mine.length) mine = [...owners].filter(([, r]) => r.owner === who.containerID.trim());
-  return mine.filter(([name]) => store.remove(name)).map(([name]) => name);
+  const pick = (want: string) => [...owners].filter(([n, o]) => o === want && journal.verify(n) === want).map(([n]) => n);
+  const mine = pick(key);
+  return mine.length ? mine : pick(who.containerID.trim());
+}
+
+/** Releases the attachment's reservations; call with the store locked. */
+export function release(store: Store, who: Attachment): string[] {
+  const journal = new OwnerJournal(store);
+  const removed = attachmentFiles(journal, store, who).filter((n) => store.remove(n));
+  journal.commit([], removed);
+  return removed;
+}
+
+/** The attachment's reserved addresses (for CHECK); call with the store locked. */
+export function heldBy(store: Store, who: Attachment): string[] {
+  const journal = new OwnerJournal(store);
+  const mine = attachmentFiles(journal, store, who);
+  journal.commit([], []);
+  return mine;
 }

@@ -5,14 +5,15 @@
  */
 import { existsSync } from 'node:fs';
 import { CniError, ErrorCode } from '../../lib/errors';
-import { parseCidr, type Addr } from '../../lib/ip';
+import { formatIp, parseCidr, type Addr } from '../../lib/ip';
 import type { CmdArgs, Plugin } from '../../lib/skel';
 import { validAttachments } from '../../lib/types/netconf';
 import type { Result } from '../../lib/types/result';
-import { allocate, release } from './allocate';
+import { allocate, heldBy, release } from './allocate';
 import { currentBoot } from './boot';
 import { loadConfig, loadStoreConfig, requestedIps } from './config';
 import { readResolvConf } from './dns';
+import { OwnerJournal } from './journal';
 import { assignRequested, countReserved, ownerKey } from './plan';
 import { canonical, capacity, rangeFor, rangeSetText } from './range';
 import { addrOfName, Store } from './store';
@@ -29,7 +30,10 @@ async function add(a: CmdArgs): Promise<Result> {
   const ips = await store.locked(() => {
     if (boot) {
       const removed = store.reclaimAfterReboot(boot.id, boot.startedMs);
-      if (removed.length) log(`released ${removed.length} reservation(s) from before the reboot: ${removed.join(', ')}`);
+      if (removed.length) {
+        new OwnerJournal(store).drop();
+        log(`released ${removed.length} reservation(s) from before the reboot: ${removed.join(', ')}`);
+      }
     }
     return allocate(store, cfg, requested, a);
   });
@@ -47,23 +51,20 @@ async function del(a: CmdArgs): Promise<void> {
 async function check(a: CmdArgs): Promise<void> {
   const cfg = loadConfig(a.raw, a.conf.name, a.version);
   const store = Store.for(cfg.dataDir, cfg.network);
-  const key = ownerKey(a.containerID, a.ifname);
-  const owners = existsSync(store.dir) ? await store.locked(() => store.reservations()) : new Map();
-  const mine = [...owners].filter(([, r]) => r.owner === key || r.owner === a.containerID.trim());
+  const mine = existsSync(store.dir) ? await store.locked(() => heldBy(store, a)) : [];
   if (!mine.length) {
     throw new CniError(ErrorCode.UnknownContainer, `no address reserved for container ${a.containerID} interface ${a.ifname} in ${store.dir}`);
   }
   // Addresses the runtime believes we gave (prevResult) must still be reserved for this attachment.
   for (const ip of a.prevResult?.ips ?? []) {
     const addr = canonical(parseCidr(ip.address)!.addr);
-    if (!cfg.sets.some((s) => rangeFor(s, addr))) continue;
-    if (!mine.some(([, r]) => r.family === addr.family && r.value === addr.value)) {
-      const holder = [...owners].find(([, r]) => r.family === addr.family && r.value === addr.value)?.[1].owner;
-      throw new CniError(
-        ErrorCode.Internal,
-        `prevResult address ${ip.address} is ${holder ? `reserved by ${holder.replace('\r\n', ' interface ')}` : 'not reserved'}, not by container ${a.containerID} interface ${a.ifname}`,
-      );
-    }
+    const name = formatIp(addr);
+    if (!cfg.sets.some((s) => rangeFor(s, addr)) || mine.includes(name)) continue;
+    const holder = store.owner(name)?.replace('\r\n', ' interface ');
+    throw new CniError(
+      ErrorCode.Internal,
+      `prevResult address ${ip.address} is ${holder ? `reserved by ${holder}` : 'not reserved'}, not by container ${a.containerID} interface ${a.ifname}`,
+    );
   }
 }
 
@@ -94,12 +95,14 @@ async function gc(a: CmdArgs): Promise<void> {
   const valid = validAttachments(a.raw);
   const keys = new Set(valid.map((v) => ownerKey(v.containerID, v.ifname)));
   const ids = new Set(valid.map((v) => v.containerID.trim()));
-  const removed = await store.locked(() =>
-    [...store.reservations()]
-      .filter(([, r]) => !keys.has(r.owner) && !ids.has(r.owner))
+  const removed = await store.locked(() => {
+    const gone = [...store.reservations()]
+      .filter(([, owner]) => !keys.has(owner) && !ids.has(owner))
       .filter(([name]) => store.remove(name))
-      .map(([name, r]) => `${name} (${r.owner.replace('\r\n', '/')})`),
-  );
+      .map(([name, owner]) => `${name} (${owner.replace('\r\n', '/')})`);
+    if (gone.length) new OwnerJournal(store).drop();
+    return gone;
+  });
   if (removed.length) log(`GC released ${removed.length} reservation(s) in ${store.dir}: ${removed.join(', ')}`);
 }
 

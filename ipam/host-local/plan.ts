@@ -4,8 +4,8 @@
  * (a Set of taken file names) so the walk never touches the file system per candidate.
  */
 import { configError, internalError } from '../../lib/errors';
-import { formatIp, sameAddr, type Addr } from '../../lib/ip';
-import { rangeContains, rangeFor, rangeSetText, type Range, type RangeSet } from './range';
+import { formatIp, parseIp, sameAddr, type Addr } from '../../lib/ip';
+import { canonical, rangeContains, rangeFor, rangeSetText, type Range, type RangeSet } from './range';
 
 export interface Requested {
   addr: Addr;
@@ -39,11 +39,15 @@ export function assignRequested(sets: RangeSet[], requested: Requested[]): Map<n
 export const ownerKey = (containerID: string, ifname: string) => `${containerID.trim()}\r\n${ifname}`;
 
 /** Addresses in `set` already held by the attachment (new-style files, or legacy files holding only the ID). */
-export function heldInSet(set: RangeSet, owners: ReadonlyMap<string, Addr & { owner: string }>, containerID: string, ifname: string): string[] {
+export function heldInSet(set: RangeSet, owners: ReadonlyMap<string, string>, containerID: string, ifname: string): string[] {
   const key = ownerKey(containerID, ifname);
   const legacy = containerID.trim();
   const out: string[] = [];
-  for (const [name, a] of owners) if ((a.owner === key || a.owner === legacy) && set.some((r) => rangeContains(r, a))) out.push(name);
+  for (const [name, owner] of owners) {
+    if (owner !== key && owner !== legacy) continue;
+    const a = parseIp(name);
+    if (a && set.some((r) => rangeContains(r, canonical(a)))) out.push(name);
+  }
   return out;
 }
 

@@ -17,7 +17,8 @@ export const BOOT_ID_FILE = 'boot_id';
 /** A reservation file holds at most an ID (<= a few hundred bytes) and an ifname; anything longer is not ours. */
 const MAX_OWNER_BYTES = 4096;
 
-export type Reservation = Addr & { owner: string };
+/** Reservation file name -> owner text (`id\r\nifname`, or `id` in legacy files). */
+export type Owners = Map<string, string>;
 
 const errnoOf = (e: unknown) => (e as NodeJS.ErrnoException)?.code;
 const failed = (what: string, e: unknown) => ioError(`${what}: ${(e as Error).message}`);
@@ -88,14 +89,13 @@ export class Store {
     }
   }
 
-  /** Every reservation with its owner, keyed by file name. */
-  reservations(names = this.names()): Map<string, Reservation> {
-    const out = new Map<string, Reservation>();
+  /** Every reservation's owner, read from its file. */
+  reservations(names = this.names()): Owners {
+    const out: Owners = new Map();
     for (const name of names) {
-      const a = addrOfName(name);
-      if (!a) continue;
+      if (!addrOfName(name)) continue;
       const owner = this.owner(name);
-      if (owner !== undefined) out.set(name, { ...a, owner });
+      if (owner !== undefined) out.set(name, owner);
     }
     return out;
   }
@@ -141,13 +141,15 @@ export class Store {
     }
   }
 
-  setLastReserved(setIndex: number, name: string): void {
-    const path = join(this.dir, LAST_RESERVED_PREFIX + setIndex);
+  /** Records the round-robin position; returns the file's name. */
+  setLastReserved(setIndex: number, name: string): string {
+    const file = LAST_RESERVED_PREFIX + setIndex;
     try {
-      writeFileSync(path, name, { mode: 0o600 });
+      writeFileSync(join(this.dir, file), name, { mode: 0o600 });
     } catch (e) {
-      throw failed(`cannot write ${path}`, e);
+      throw failed(`cannot write ${join(this.dir, file)}`, e);
     }
+    return file;
   }
 
   /**
