@@ -10,7 +10,7 @@ import { check, show } from './harness';
 import type { PluginSet } from './probe';
 
 /** Addresses of the link between the host namespace and the outside one (TEST-NET-3). */
-export const WORLD = { hostIp: '203.0.113.1', worldIp: '203.0.113.2' };
+export const WORLD = { hostIp: '203.0.113.1', worldIp: '203.0.113.2', hostIp6: '2001:db8:ff::1', worldIp6: '2001:db8:ff::2' };
 
 export interface Attachment {
   containerID: string;
@@ -106,14 +106,16 @@ export class Env {
     return JSON.parse(await this.mustExec('ip', ['-j', 'addr', 'show'], ns));
   }
 
-  /** A namespace behind the host one (203.0.113.0/24) with no route back to container subnets. */
+  /** A namespace behind the host one (203.0.113.0/24, 2001:db8:ff::/64) with no route back to container subnets. */
   async world(): Promise<string> {
     const ns = await this.sandbox.container('ctw');
     const hostEnd = uniqueName('cw');
     await this.mustExec('ip', ['link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', netnsPath(ns)]);
     await this.mustExec('ip', ['addr', 'add', `${WORLD.hostIp}/24`, 'dev', hostEnd]);
+    await this.mustExec('ip', ['addr', 'add', `${WORLD.hostIp6}/64`, 'dev', hostEnd, 'nodad']);
     await this.mustExec('ip', ['link', 'set', hostEnd, 'up']);
     await this.mustExec('ip', ['addr', 'add', `${WORLD.worldIp}/24`, 'dev', 'eth0'], ns);
+    await this.mustExec('ip', ['addr', 'add', `${WORLD.worldIp6}/64`, 'dev', 'eth0', 'nodad'], ns);
     await this.mustExec('ip', ['link', 'set', 'eth0', 'up'], ns);
     return ns;
   }

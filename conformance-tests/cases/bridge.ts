@@ -302,6 +302,25 @@ export const bridgeCases: Case[] = [
     },
   },
   {
+    id: 'bridge/config-error-leaves-nothing',
+    basis: 'bridge docs (hairpinMode and promiscMode exclude each other); SPEC §5 Error',
+    level: 'should',
+    plugins: P,
+    async run(env, set) {
+      const good = bridgeConf(env, versionFor(set, P), { range: ONE });
+      const conf = { ...good, hairpinMode: true, promiscMode: true };
+      const a = await env.attachment();
+      const before = await hostLinks(env);
+      expectError(await env.call('bridge', { command: 'ADD', conf, containerID: a.containerID, netns: a.netns }), 'ADD with hairpinMode and promiscMode');
+      const after = await hostLinks(env);
+      check(show(after) === show(before), `the refused ADD changed the host links: ${show(before)} -> ${show(after)}`);
+      check(!(await env.links(a.ns)).some((l) => l.ifname === a.ifname), `the refused ADD created ${a.ifname} in the container`);
+      const next = await env.attachment();
+      const r = await env.call('bridge', { command: 'ADD', conf: good, containerID: next.containerID, netns: next.netns });
+      check(r.code === 0, `the refused ADD kept the only address of the pool (a valid ADD then failed: ${show(r.stdout)})`);
+    },
+  },
+  {
     id: 'bridge/failed-add-leaves-nothing',
     basis: 'SPEC §4 (IPAM failure on ADD); bridge docs',
     level: 'should',

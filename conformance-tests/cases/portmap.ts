@@ -8,7 +8,7 @@ import type { Attachment, Env } from '../env';
 import { mentions, WORLD } from '../env';
 import { check, show, Skip, type Case } from '../harness';
 import type { PluginSet } from '../probe';
-import { ALL_VERSIONS, bridgeConf, firstIp, needVersion, versionFor, withPrev } from './common';
+import { ALL_VERSIONS, bridgeConf, expectError, firstIp, needVersion, versionFor, withPrev } from './common';
 
 const P = ['bridge', 'host-local', 'portmap'];
 const HOST_PORT = 8080;
@@ -24,14 +24,14 @@ interface Mapped {
 }
 
 /** A container on a hairpin bridge serving CTR_PORT, published on HOST_PORT, with an outside namespace. */
-async function mapped(env: Env, set: PluginSet, extra: Record<string, unknown> = {}, version?: string): Promise<Mapped & { world: string }> {
+async function mapped(env: Env, set: PluginSet, extra: Record<string, unknown> = {}, version?: string, families: Array<4 | 6> = [4]): Promise<Mapped & { world: string }> {
   const v = version ?? versionFor(set, P, '0.3.0');
   const world = await env.world();
-  const bridge = bridgeConf(env, v, { hairpinMode: true });
+  const bridge = bridgeConf(env, v, { hairpinMode: true, families });
   const a = await env.attachment();
   const bridgeRes = await env.ok('bridge', 'ADD', bridge, a);
   const ip = firstIp(bridgeRes);
-  await env.serve(a.ns, '0.0.0.0', CTR_PORT, 'ctr');
+  await env.serve(a.ns, families.includes(6) ? '::' : '0.0.0.0', CTR_PORT, 'ctr');
   const pm = {
     cniVersion: v,
     name: bridge.name,
@@ -129,6 +129,39 @@ export const portmapCases: Case[] = [
     async run(env, set) {
       const m = await mapped(env, set);
       await reach(env, m.a.ns, WORLD.hostIp, 'from the container itself');
+    },
+  },
+  {
+    id: 'portmap/ipv6',
+    basis: 'portmap docs (IPv6 mappings; no IPv6 localhost)',
+    level: 'must',
+    plugins: P,
+    async run(env, set) {
+      const m = await mapped(env, set, {}, undefined, [4, 6]);
+      await reach(env, m.world, WORLD.hostIp6, 'IPv6 from outside');
+      await reach(env, env.hostNs, WORLD.hostIp6, 'IPv6 from the host');
+      await reach(env, m.world, WORLD.hostIp, 'IPv4 of the same dual-stack container from outside');
+      await env.ok('portmap', 'DEL', withPrev(m.pm, m.pmRes), m.a);
+      await unreachable(env, m.world, WORLD.hostIp6, 'IPv6 after DEL');
+    },
+  },
+  {
+    id: 'portmap/bad-mapping',
+    basis: 'SPEC §5 Error (invalid config); portmap docs (port ranges)',
+    level: 'must',
+    plugins: P,
+    async run(env, set) {
+      const v = versionFor(set, P, '0.3.0');
+      const bridge = bridgeConf(env, v);
+      const a = await env.attachment();
+      const res = await env.ok('bridge', 'ADD', bridge, a);
+      const before = await env.netfilter();
+      for (const hostPort of [0, 70000]) {
+        const pm = { cniVersion: v, name: bridge.name, type: 'portmap', runtimeConfig: { portMappings: [{ hostPort, containerPort: CTR_PORT, protocol: 'tcp' }] }, prevResult: res };
+        expectError(await env.call('portmap', { command: 'ADD', conf: pm, containerID: a.containerID, netns: a.netns }), `portmap ADD with hostPort ${hostPort}`);
+      }
+      const left = mentions(await env.netfilter(), [a.containerID]).filter((l) => !before.includes(l));
+      check(left.length === 0, `the refused ADDs left rules: ${show(left)}`);
     },
   },
   {
