@@ -142,7 +142,7 @@ export class CniRuntime {
 
   /**
    * DELs every cached attachment of this network that is not in `valid` (all of them when `valid` is undefined,
-   * as libcni does), then sends GC (1.1.0+) with `cni.dev/valid-attachments`. Every failure is reported; the
+   * as libcni does), then sends GC (1.1.0+) with `cni.dev/valid-attachments` (always; empty when undefined). Every failure is reported; the
    * first one's code is kept.
    */
   async gcNetworkList(list: NetworkConfigList, valid?: readonly Attachment[]): Promise<void> {
@@ -160,8 +160,10 @@ export class CniRuntime {
       }
     }
     if (versionAtLeast(list.cniVersion, '1.1.0')) {
-      // "cni.dev/attachments" is the key's name in the first 1.1.0 spec text; libcni sends both.
-      const extra = valid ? { 'cni.dev/valid-attachments': valid, 'cni.dev/attachments': valid } : {};
+      // The spec says the runtime must send the list; libcni leaves it out when it has none, and a plugin then
+      // cannot tell "nothing is valid" from "not told". Without a list every cached attachment was just deleted,
+      // so the honest list is empty. "cni.dev/attachments" is the key's name in the first 1.1.0 text; libcni sends both.
+      const extra = { 'cni.dev/valid-attachments': valid ?? [], 'cni.dev/attachments': valid ?? [] };
       for (let i = 0; i < list.plugins.length; i++) {
         try {
           await this.call(list, i, 'GC', undefined, pluginConfig(list, list.plugins[i]!, { extra }));
