@@ -32,7 +32,8 @@ export async function addHostports(r: HostportRequest): Promise<void> {
     const stderr = e instanceof ExecError ? (e.result?.stderr ?? '') : '';
     const clash = /add element \S+ \S+ (\S+) \{ (.+?) comment/.exec(stderr.split('\n').find((l) => l.startsWith('add element')) ?? '');
     if (/File exists/.test(stderr) && clash) {
-      throw new CniError(ErrorCode.InvalidConfig, `runtimeConfig.portMappings: host port ${clash[2]} (${clash[1]}) is already published by another container on this host`);
+      const port = clash[2]!.split(' . ').join(' ');
+      throw new CniError(ErrorCode.InvalidConfig, `runtimeConfig.portMappings: host port ${port} is already published by another container on this host (map ${clash[1]} of table ${TABLE})`);
     }
     throw e;
   }
@@ -68,14 +69,11 @@ export async function checkHostports(r: HostportRequest): Promise<void> {
   for (const rule of containerRules(r, cidrs)) {
     if (!present.has(rule.comment)) throw internalError(`nftables: missing ${rule.comment} rule in chain ${chain} of table ${TABLE}`);
   }
-  const owner = ownerComment(r.network, r.containerID);
   const wanted = elements(r, cidrs.map(([f]) => f));
-  const found = await Promise.all(
-    wanted.map((e) => nft(['-j', 'get', 'element', ...TABLE.split(' '), e.map, `{ ${e.key} }`]).then((x) => parseMapListing(x.stdout, e.map))),
-  );
+  // `get element` prints the element with its verdict (it has no JSON output in nft 1.0).
+  const found = await Promise.all(wanted.map((e) => nft(['get', 'element', ...TABLE.split(' '), e.map, `{ ${e.key} }`])));
   wanted.forEach((e, i) => {
-    const got = found[i]!.find((x) => x.key === e.key);
-    if (!got || got.target !== chain) throw internalError(`nftables: missing element { ${e.key} : jump ${chain} } (${owner}) in map ${e.map} of table ${TABLE}`);
+    if (!found[i]!.stdout.includes(`jump ${chain}`)) throw internalError(`nftables: missing element { ${e.key} : jump ${chain} } in map ${e.map} of table ${TABLE}`);
   });
 }
 

@@ -1,0 +1,216 @@
+/**
+ * portmap end to end, for both backends: real traffic through the published ports from the host, from an
+ * external namespace, through 127.0.0.1, from another container and from the container itself; UDP handover;
+ * hostIP; IPv6; CHECK; DEL idempotence and cleanup; GC; input errors that create nothing.
+ */
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { attachmentHash } from '../../lib/firewall/iptables/hostport-rules';
+import { canUseNetns, IS_REFERENCE, withSandbox } from '../helpers/netns';
+import { NET, withBed, type Backend } from './fixture';
+
+const backends: Backend[] = IS_REFERENCE ? ['iptables'] : ['iptables', 'nftables'];
+const run = canUseNetns() ? describe.each(backends) : describe.skip.each(backends);
+
+const TCP = { hostPort: 18080, containerPort: 80, protocol: 'tcp' };
+const UDP = { hostPort: 15353, containerPort: 53, protocol: 'udp' };
+
+/** Lines of the nat rules that mention the attachment or its host ports. */
+const mentions = (rules: string, network: string, id: string, ports: number[]) =>
+  rules.split('\n').filter((l) => l.includes(id) || l.includes(attachmentHash(network, id, 21)) || ports.some((p) => l.includes(String(p))));
+
+run('portmap over %s', (backend) => {
+  test('TCP and UDP answer through a host address, an external client, 127.0.0.1, another container and the container itself', async () => {
+    await withSandbox((s) =>
+      withBed(s, backend, async (b) => {
+        const a = await b.container('pm-a');
+        const other = await b.container('pm-other');
+        await b.server(a.ns, 'A', [80], [53]);
+        const add = await b.portmap('ADD', 'pm-a', b.portmapConf('pm-a', [TCP, UDP]), a.ns);
+        expect(add.stderr).toBe('');
+        expect(add.code).toBe(0);
+        // The prevResult passes through unchanged, in the request's version.
+        expect(add.json).toEqual(b.portmapConf('pm-a', []).prevResult);
+
+        for (const proto of ['tcp', 'udp'] as const) {
+          const port = proto === 'tcp' ? TCP.hostPort : UDP.hostPort;
+          expect(await b.ask(s.hostNs, proto, NET.host4, port)).toBe('A');
+          expect(await b.ask(b.ext, proto, NET.host4, port)).toBe('A');
+          expect(await b.ask(s.hostNs, proto, '127.0.0.1', port)).toBe('A');
+          expect(await b.ask(other.ns, proto, NET.host4, port)).toBe('A');
+          expect(await b.ask(a.ns, proto, NET.host4, port)).toBe('A');
+        }
+        const bridge = b.bridge;
+        expect((await s.exec('cat', [`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`])).stdout.trim()).toBe('1');
+      }),
+    );
+  });
+
+  test('IPv6: a dual-stack container answers on the host IPv6 address, from the host, outside and another container', async () => {
+    await withSandbox((s) =>
+      withBed(s, backend, async (b) => {
+        const a = await b.container('pm6-a');
+        const other = await b.container('pm6-o');
+        await b.server(a.ns, 'A6', [80], [53]);
+        expect((await b.portmap('ADD', 'pm6-a', b.portmapConf('pm6-a', [TCP, UDP]), a.ns)).code).toBe(0);
+        for (const proto of ['tcp', 'udp'] as const) {
+          const port = proto === 'tcp' ? TCP.hostPort : UDP.hostPort;
+          expect(await b.ask(s.hostNs, proto, NET.host6, port)).toBe('A6');
+          expect(await b.ask(b.ext, proto, NET.host6, port)).toBe('A6');
+          expect(await b.ask(other.ns, proto, NET.host6, port)).toBe('A6');
+        }
+      }),
+    );
+  });
+
+  test('a hostIP mapping answers only on that address', async () => {
+    await withSandbox((s) =>
+      withBed(s, backend, async (b) => {
+        const a = await b.container('pm-h');
+        await b.server(a.ns, 'H', [80], [53]);
+        const maps = [
+          { ...TCP, hostIP: NET.host4 },
+          { ...UDP, hostIP: NET.host4 },
+        ];
+        expect((await b.portmap('ADD', 'pm-h', b.portmapConf('pm-h', maps), a.ns)).code).toBe(0);
+        expect(await b.ask(b.ext, 'tcp', NET.host4, TCP.hostPort)).toBe('H');
+        expect(await b.ask(b.ext, 'udp', NET.host4, UDP.hostPort)).toBe('H');
+        expect(await b.ask(b.ext, 'tcp', NET.link4, TCP.hostPort, { expectNone: true })).toBe('NONE');
+        expect(await b.ask(b.ext, 'udp', NET.link4, UDP.hostPort, { expectNone: true })).toBe('NONE');
+        // An IPv4 hostIP is skipped for the container's IPv6 address.
+        expect(await b.ask(b.ext, 'tcp', NET.host6, TCP.hostPort, { expectNone: true })).toBe('NONE');
+      }),
+    );
+  });
+
+  test('a UDP host port handed from one container to another answers from the new one for a client that keeps its source port', async () => {
+    await withSandbox((s) =>
+      withBed(s, backend, async (b) => {
+        const a = await b.container('pm-ua');
+        const c = await b.container('pm-ub');
+        await b.server(a.ns, 'OLD', [], [53]);
+        await b.server(c.ns, 'NEW', [], [53]);
+        expect((await b.portmap('ADD', 'pm-ua', b.portmapConf('pm-ua', [UDP]), a.ns)).code).toBe(0);
+        expect(await b.ask(b.ext, 'udp', NET.host4, UDP.hostPort, { srcPort: 40123 })).toBe('OLD');
+        // The old container's server keeps running: only the conntrack flush stops its flow.
+        expect((await b.portmap('DEL', 'pm-ua', b.portmapConf('pm-ua', [UDP]), a.ns)).code).toBe(0);
+        expect((await b.portmap('ADD', 'pm-ub', b.portmapConf('pm-ub', [UDP]), c.ns)).code).toBe(0);
+        expect(await b.ask(b.ext, 'udp', NET.host4, UDP.hostPort, { srcPort: 40123 })).toBe('NEW');
+      }),
+    );
+  });
+
+  test('CHECK passes, then fails naming the rule after it was deleted by hand', async () => {
+    await withSandbox((s) =>
+      withBed(s, backend, async (b) => {
+        const a = await b.container('pm-chk');
+        const conf = b.portmapConf('pm-chk', [TCP]);
+        expect((await b.portmap('ADD', 'pm-chk', conf, a.ns)).code).toBe(0);
+        const ok = await b.portmap('CHECK', 'pm-chk', conf, a.ns);
+        expect(ok.stdout).toBe('');
+        expect(ok.code).toBe(0);
+        if (backend === 'iptables') {
+          const chain = `CNI-DN-${attachmentHash(b.network, 'pm-chk', 21)}`;
+          const ip4 = (b.portmapConf('pm-chk', []).prevResult as { ips: Array<{ address: string }> }).ips[0]!.address.split('/')[0];
+          await s.exec('iptables', ['-t', 'nat', '-D', chain, '-p', 'tcp', '--dport', '18080', '-j', 'DNAT', '--to-destination', `${ip4}:80`]);
+        } else {
+          const chain = `dn-${attachmentHash(b.network, 'pm-chk', 21)}`;
+          const listing = (await s.exec('nft', ['-a', 'list', 'chain', 'inet', 'cni_portmap', chain])).stdout;
+          const handle = /comment "dnat tcp 18080 IPv4" # handle (\d+)/.exec(listing)![1]!;
+          await s.exec('nft', ['delete', 'rule', 'inet', 'cni_portmap', chain, 'handle', handle]);
+        }
+        const bad = await b.portmap('CHECK', 'pm-chk', conf, a.ns);
+        expect(bad.code).not.toBe(0);
+        expect(bad.json.msg).toMatch(/DNAT|dnat/);
+        expect(bad.json.msg).toContain('18080');
+      }),
+    );
+  });
+
+  test('DEL twice, and DEL without netns or prevResult, leave no rule mentioning the container or its ports', async () => {
+    await withSandbox((s) =>
+      withBed(s, backend, async (b) => {
+        const a = await b.container('pm-d1');
+        const c = await b.container('pm-d2');
+        const maps = [TCP, UDP, { hostPort: 18443, containerPort: 443, protocol: 'tcp', hostIP: NET.host4 }];
+        const ports = maps.map((m) => m.hostPort);
+        expect((await b.portmap('ADD', 'pm-d1', b.portmapConf('pm-d1', maps), a.ns)).code).toBe(0);
+        expect((await b.portmap('ADD', 'pm-d2', b.portmapConf('pm-d2', [{ hostPort: 19090, containerPort: 90, protocol: 'tcp' }]), c.ns)).code).toBe(0);
+        expect(mentions(await b.natRules(), b.network, 'pm-d1', ports).length).toBeGreaterThan(0);
+
+        for (let i = 0; i < 2; i++) {
+          const r = await b.portmap('DEL', 'pm-d1', b.portmapConf('pm-d1', maps), a.ns);
+          expect(r.stdout).toBe('');
+          expect(r.code).toBe(0);
+        }
+        expect(mentions(await b.natRules(), b.network, 'pm-d1', ports)).toEqual([]);
+
+        // The second container: its netns is gone and the runtime lost the prevResult.
+        await s.exec('ip', ['netns', 'del', c.ns]);
+        const r = await b.portmap('DEL', 'pm-d2', b.portmapConf('pm-d2', [{ hostPort: 19090, containerPort: 90, protocol: 'tcp' }], {}, false));
+        expect(r.stdout).toBe('');
+        expect(r.code).toBe(0);
+        const left = await b.natRules();
+        expect(mentions(left, b.network, 'pm-d2', [19090])).toEqual([]);
+        // Shared top-level chains stay.
+        expect(left).toContain(backend === 'iptables' ? 'CNI-HOSTPORT-DNAT' : 'cni_portmap');
+      }),
+    );
+  });
+
+  test('GC removes the mappings of attachments that are not valid and keeps the valid ones', async () => {
+    await withSandbox((s) =>
+      withBed(s, backend, async (b) => {
+        const a = await b.container('pm-gk');
+        const c = await b.container('pm-gd');
+        expect((await b.portmap('ADD', 'pm-gk', b.portmapConf('pm-gk', [TCP]), a.ns)).code).toBe(0);
+        expect((await b.portmap('ADD', 'pm-gd', b.portmapConf('pm-gd', [UDP]), c.ns)).code).toBe(0);
+        const gcConf = { cniVersion: '1.1.0', name: b.network, type: 'portmap', backend, 'cni.dev/valid-attachments': [{ containerID: 'pm-gk', ifname: 'eth0' }] };
+        const r = await b.s.plugin('portmap', { command: 'GC', conf: gcConf });
+        expect(r.stdout).toBe('');
+        expect(r.code).toBe(0);
+        const rules = await b.natRules();
+        expect(mentions(rules, b.network, 'pm-gd', [UDP.hostPort])).toEqual([]);
+        expect(mentions(rules, b.network, 'pm-gk', [TCP.hostPort]).length).toBeGreaterThan(0);
+        expect((await b.portmap('CHECK', 'pm-gk', b.portmapConf('pm-gk', [TCP]), a.ns)).code).toBe(0);
+      }),
+    );
+  });
+
+  test('no port mappings: ADD, CHECK and DEL make no netfilter call; bad entries fail with code 7 and create nothing', async () => {
+    await withSandbox((s) =>
+      withBed(s, backend, async (b) => {
+        const a = await b.container('pm-n');
+        const trace = join(s.dir, 'trace');
+        for (const cmd of ['ADD', 'CHECK', 'DEL']) {
+          const r = await b.portmap(cmd, 'pm-n', b.portmapConf('pm-n', []), a.ns, { CNI_TS_TRACE: trace });
+          expect(r.code).toBe(0);
+        }
+        let spawned = '';
+        try {
+          spawned = readFileSync(trace, 'utf8');
+        } catch {
+          // no trace file: nothing was spawned
+        }
+        expect(spawned).toBe('');
+        rmSync(trace, { force: true });
+
+        const before = await b.natRules();
+        const bad: Array<[unknown, RegExp]> = [
+          [[{ hostPort: 0, containerPort: 80, protocol: 'tcp' }], /portMappings\[0\]\.hostPort/],
+          [[TCP, { hostPort: 80, containerPort: 65536, protocol: 'tcp' }], /portMappings\[1\]\.containerPort/],
+          [[{ hostPort: 80, containerPort: 80, protocol: 'icmp' }], /portMappings\[0\]\.protocol.*icmp/],
+          [[{ hostPort: 80, containerPort: 80, protocol: 'tcp', hostIP: 'nope' }], /portMappings\[0\]\.hostIP.*nope/],
+        ];
+        for (const [maps, msg] of bad) {
+          const r = await b.portmap('ADD', 'pm-n', { ...b.portmapConf('pm-n', []), runtimeConfig: { portMappings: maps } }, a.ns);
+          expect(r.code).not.toBe(0);
+          expect(r.json).toMatchObject({ code: 7, msg: expect.stringMatching(msg) });
+        }
+        const badKey = await b.portmap('ADD', 'pm-n', b.portmapConf('pm-n', [TCP], { markMasqBit: 32 }), a.ns);
+        expect(badKey.json).toMatchObject({ code: 7, msg: expect.stringContaining('markMasqBit') });
+        expect(await b.natRules()).toBe(before);
+      }),
+    );
+  });
+});
