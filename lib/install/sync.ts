@@ -11,7 +11,7 @@ import { installBinaries } from './binaries';
 import { buildConflist } from './conflist';
 import { writeIfChanged } from './files';
 import { getNode, listNodes, type ApiConfig, type NodeInfo } from './k8s';
-import { applyMasquerade, masqueradePresent, masqueradeScript } from './masquerade';
+import { applyMasquerade, installedDigest, masqueradeTable } from './masquerade';
 import type { InstallOptions } from './options';
 import { desiredRoutes, syncRoutes, type Route } from './routes';
 
@@ -55,7 +55,6 @@ const within = (outer: string, inner: string) => {
 /** State kept between passes so unchanged steps cost nothing. */
 export class Syncer {
   private binaries: { name: string; id: string }[] | undefined;
-  private masq: string | undefined;
   private readonly warned = new Set<string>();
 
   constructor(private readonly o: InstallOptions, private readonly log: (msg: string) => void) {}
@@ -99,11 +98,10 @@ export class Syncer {
     if (o.routes) for (const line of await syncRoutes(view.routes)) this.log(line);
 
     if (o.masquerade) {
-      const script = masqueradeScript(view.podCidrs, view.clusterCidrs);
-      if (script !== this.masq || !(await masqueradePresent())) {
-        await applyMasquerade(script);
+      const table = masqueradeTable(view.podCidrs, view.clusterCidrs);
+      if ((await installedDigest()) !== table.digest) {
+        await applyMasquerade(table.script);
         this.log(`masquerade from ${view.podCidrs.join(', ')} to outside ${view.clusterCidrs.join(', ')} (nft table inet cni_ts_masq)`);
-        this.masq = script;
       }
     }
   }

@@ -1,12 +1,12 @@
 /** The installer's pure parts and its file handling (temp dirs only; no root, no namespaces). */
-import { linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, readdirSync } from 'node:fs';
+import { utimesSync, linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, chmodSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { installBinaries } from '../../lib/install/binaries';
+import { installBinaries, STAMP } from '../../lib/install/binaries';
 import { buildConflist } from '../../lib/install/conflist';
 import { writeIfChanged } from '../../lib/install/files';
 import { parseNode } from '../../lib/install/k8s';
-import { masqueradeScript } from '../../lib/install/masquerade';
+import { masqueradeTable } from '../../lib/install/masquerade';
 import { parseOptions, UsageError } from '../../lib/install/options';
 import { desiredRoutes, routeChanges } from '../../lib/install/routes';
 
@@ -122,12 +122,17 @@ describe('routes', () => {
 
 describe('masquerade', () => {
   it("masquerades this node's pods to everything but the cluster CIDRs and multicast, per family, as one replace", () => {
-    const s = masqueradeScript(['203.0.113.0/26', '2001:db8:1::/64'], ['203.0.113.0/24', '2001:db8::/48']);
-    expect(s.split('\n').slice(0, 3)).toEqual(['table inet cni_ts_masq', 'delete table inet cni_ts_masq', 'table inet cni_ts_masq {']);
+    const { script: s, digest } = masqueradeTable(['203.0.113.0/26', '2001:db8:1::/64'], ['203.0.113.0/24', '2001:db8::/48']);
+    expect(s.split('\n').slice(0, 4)).toEqual(['table inet cni_ts_masq', 'delete table inet cni_ts_masq', 'table inet cni_ts_masq {', `  comment "cni-install ${digest}"`]);
     expect(s).toContain('elements = { 203.0.113.0/24 }');
     expect(s).toContain('elements = { 2001:db8::/48 }');
     expect(s).toContain('ip saddr 203.0.113.0/26 ip daddr != @cluster4 ip daddr != 224.0.0.0/4 masquerade');
     expect(s).toContain('ip6 saddr 2001:db8:1::/64 ip6 daddr != @cluster6 ip6 daddr != ff00::/8 masquerade');
+  });
+  it('names its content by a digest that changes with the CIDRs only', () => {
+    const a = masqueradeTable(['203.0.113.0/26'], ['203.0.113.0/24']).digest;
+    expect(masqueradeTable(['203.0.113.0/26'], ['203.0.113.0/24']).digest).toBe(a);
+    expect(masqueradeTable(['203.0.113.0/26'], ['203.0.113.0/25']).digest).not.toBe(a);
   });
 });
 
@@ -156,7 +161,22 @@ describe('executables', () => {
     expect(new Set(['bridge', 'host-local', 'portmap'].map((n) => ino(join(bin, n)))).size).toBe(1);
     expect(statSync(join(bin, 'bridge')).mode & 0o777).toBe(0o755);
     expect(await installBinaries(src, bin, ['bridge', 'host-local', 'portmap'])).toEqual([]);
-    expect(readdirSync(bin).sort()).toEqual(['bridge', 'host-local', 'portmap']);
+    expect(readdirSync(bin).sort()).toEqual([STAMP, 'bridge', 'host-local', 'portmap']);
+  });
+
+  it('trusts its stamp only while source and target are unchanged, and then compares contents', async () => {
+    const src = source({ bridge: 'v1-content' });
+    const bin = join(dir, 'bin');
+    mkdirSync(bin);
+    await installBinaries(src, bin, ['bridge']);
+    // A touched but identical target: the stamp no longer matches, the hash does, nothing is copied.
+    utimesSync(join(bin, 'bridge'), new Date(0), new Date(0));
+    expect(await installBinaries(src, bin, ['bridge'])).toEqual([]);
+    // A new source of the same size: copied.
+    writeFileSync(join(src, 'bridge'), 'v2-content');
+    utimesSync(join(src, 'bridge'), new Date(1000), new Date(1000));
+    expect(await installBinaries(src, bin, ['bridge'])).toEqual([{ name: 'bridge', action: 'copied' }]);
+    expect(readFileSync(join(bin, 'bridge'), 'utf8')).toBe('v2-content');
   });
 
   it('replaces a different file with a new inode (never writes into the old one) and relinks the other names', async () => {
