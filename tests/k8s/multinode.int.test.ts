@@ -122,6 +122,8 @@ maybe('multi-node pod network installed by cni-install', () => {
     const podC = c.pods.find((p) => p.node.name === 'node-c')!;
     const fromPod = await c.probe(podC.ns, HOST_PORT, [a!.ip]);
     expect(fromPod[a!.ip]).toBe('192.0.2.13');
+    // The rules are there (the DEL test below checks they go); iptables-nft rules show in the nft ruleset too.
+    expect((await s.exec('nft', ['list', 'ruleset'], { ns: a!.ns })).stdout).toContain(String(HOST_PORT));
   });
 
   it('a node without a podCIDR, or a bad API answer, gets a message and no config', async () => {
@@ -217,7 +219,8 @@ maybe('multi-node pod network installed by cni-install', () => {
       const left = existsSync(dir) ? readdirSync(dir).filter((f) => /^\d/.test(f)) : [];
       expect({ node: n.name, left }).toEqual({ node: n.name, left: [] });
     }
-    const nat = await sh('ip', ['netns', 'exec', nodes[0]!.ns, 'iptables-save', '-t', 'nat']);
-    expect(nat.stdout).not.toContain(`${HOST_PORT}`);
+    const ruleset = await sh('ip', ['netns', 'exec', nodes[0]!.ns, 'nft', 'list', 'ruleset']);
+    expect(ruleset.code).toBe(0);
+    expect(ruleset.stdout).not.toContain(String(HOST_PORT));
   });
 });
