@@ -51,26 +51,39 @@ function trace(line: string): void {
   }
 }
 
-export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+/** A process started now whose input is written later (see `start`). */
+export interface FedProcess {
+  write(text: string | Buffer): void;
+  /** Closes the input and waits; resolves or rejects as `run` does. */
+  finish(): Promise<RunResult>;
+  /** Kills the process (its input is abandoned) and waits for it to go. */
+  abort(): Promise<void>;
+}
+
+/**
+ * Starts a process before its input is known, so its start-up overlaps other work (a plugin's IPAM call, say).
+ * The caller must `finish` or `abort` it; if this process dies first, the child sees end of input.
+ */
+export function start(cmd: string, args: readonly string[], opts: Omit<RunOptions, 'input'> = {}): FedProcess {
   const [file, argv] = opts.netns ? ['nsenter', [`--net=${opts.netns}`, '--', cmd, ...args]] : [cmd, [...args]];
   const shown = commandLine(cmd, args) + (opts.netns ? ` (in netns ${opts.netns})` : '');
   const started = Date.now();
   spawned++;
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: (opts.env ?? process.env) as NodeJS.ProcessEnv });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let timedOut = false;
-    const timeoutMs = opts.timeoutMs ?? 30_000;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeoutMs);
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => err.push(d));
-    child.stdin.on('error', () => {
-      // The child may exit before reading its input; its exit status tells what happened.
-    });
+  const child = spawn(file, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: (opts.env ?? process.env) as NodeJS.ProcessEnv });
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  let timedOut = false;
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, timeoutMs);
+  child.stdout.on('data', (d: Buffer) => out.push(d));
+  child.stderr.on('data', (d: Buffer) => err.push(d));
+  child.stdin.on('error', () => {
+    // The child may exit before reading its input; its exit status tells what happened.
+  });
+  const done = new Promise<RunResult>((resolve, reject) => {
     child.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       const what = e.code === 'ENOENT' ? `${file} is not installed or not on PATH` : e.message;
@@ -87,9 +100,34 @@ export function run(cmd: string, args: readonly string[], opts: RunOptions = {})
         reject(new ExecError(ErrorCode.Internal, `${shown} failed with exit status ${result.code}: ${why.split('\n').slice(0, 6).join(' | ')}`, why, result));
       } else resolve(result);
     });
-    if (opts.input !== undefined) child.stdin.end(opts.input);
-    else child.stdin.end();
   });
+  // Failures surface through finish(); until then (input may come much later) they must not count as unhandled.
+  done.catch(() => undefined);
+  return {
+    write: (text) => void child.stdin.write(text),
+    finish: () => {
+      child.stdin.end();
+      return done;
+    },
+    abort: () => {
+      child.kill('SIGKILL');
+      return done.then(
+        () => undefined,
+        () => undefined,
+      );
+    },
+  };
+}
+
+export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const { input, ...rest } = opts;
+  try {
+    const p = start(cmd, args, rest);
+    if (input !== undefined) p.write(input);
+    return p.finish();
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 /**

@@ -4,7 +4,7 @@
  * "File exists" means another ADD got there first, which is success.
  */
 import { ErrorCode } from '../errors';
-import { ExecError, run, type RunOptions } from '../exec';
+import { ExecError, start, type RunOptions } from '../exec';
 
 export interface BatchLine {
   line: string;
@@ -43,24 +43,49 @@ export function batchFailures(stderr: string): Map<number, string> {
   return out;
 }
 
-/**
- * Runs all lines in one `ip -force -batch` (it goes on past failing lines). Returns the indices of `okIfExists`
- * lines whose object was already there; any other failure throws, naming the first failing line.
- */
-export async function ipBatchTolerant(lines: readonly BatchLine[], opts: RunOptions = {}): Promise<Set<number>> {
-  const existed = new Set<number>();
-  if (!lines.length) return existed;
-  const r = await run('ip', ['-force', '-batch', '-'], { ...opts, input: lines.map((l) => l.line).join('\n') + '\n', allowFailure: true });
-  if (r.code === 0) return existed;
-  const failures = batchFailures(r.stderr);
-  if (!failures.size) throw new ExecError(ErrorCode.Internal, `ip -batch failed with exit status ${r.code}: ${r.stderr.trim()}`, r.stderr, r);
-  for (const [i, why] of [...failures].sort((x, y) => x[0] - y[0])) {
-    if (lines[i]?.okIfExists && EXISTS.test(why)) {
-      existed.add(i);
-      continue;
-    }
-    const where = opts.netns ? ` (in netns ${opts.netns})` : '';
-    throw new ExecError(ErrorCode.Internal, `ip ${lines[i]?.line ?? `line ${i + 1}`}${where}: ${why}`, r.stderr, r);
-  }
-  return existed;
+export interface TolerantBatch {
+  /** Sends lines; `ip` applies them as they arrive. */
+  add(lines: readonly BatchLine[]): void;
+  /**
+   * Ends the batch. Resolves to the indices of `okIfExists` lines whose object was already there; any other
+   * failure throws, naming the first failing line.
+   */
+  done(): Promise<Set<number>>;
+  abort(): Promise<void>;
+}
+
+/** Starts one `ip -force -batch` (it goes on past failing lines) whose lines may be sent in several parts. */
+export function startTolerantBatch(opts: Omit<RunOptions, 'input'> = {}): TolerantBatch {
+  const p = start('ip', ['-force', '-batch', '-'], { ...opts, allowFailure: true });
+  const lines: BatchLine[] = [];
+  return {
+    add(more) {
+      lines.push(...more);
+      if (more.length) p.write(more.map((l) => l.line).join('\n') + '\n');
+    },
+    async done() {
+      const r = await p.finish();
+      const existed = new Set<number>();
+      if (r.code === 0) return existed;
+      const failures = batchFailures(r.stderr);
+      if (!failures.size) throw new ExecError(ErrorCode.Internal, `ip -batch failed with exit status ${r.code}: ${r.stderr.trim()}`, r.stderr, r);
+      for (const [i, why] of [...failures].sort((x, y) => x[0] - y[0])) {
+        if (lines[i]?.okIfExists && EXISTS.test(why)) {
+          existed.add(i);
+          continue;
+        }
+        const where = opts.netns ? ` (in netns ${opts.netns})` : '';
+        throw new ExecError(ErrorCode.Internal, `ip ${lines[i]?.line ?? `line ${i + 1}`}${where}: ${why}`, r.stderr, r);
+      }
+      return existed;
+    },
+    abort: () => p.abort(),
+  };
+}
+
+/** Runs all lines in one `ip -force -batch`; see TolerantBatch.done. */
+export function ipBatchTolerant(lines: readonly BatchLine[], opts: Omit<RunOptions, 'input'> = {}): Promise<Set<number>> {
+  const b = startTolerantBatch(opts);
+  b.add(lines);
+  return b.done();
 }

@@ -1,24 +1,25 @@
 /**
- * ADD: validate everything, reserve addresses (IPAM), then one `ip -batch` in the host namespace (bridge, veth
- * pair with the container end created inside the netns, gateway addresses), then in parallel one process in the
- * container namespace, the masquerade transaction and the optional VLAN/spoof-check steps. Any failure after
- * IPAM undoes this ADD's veth and rules (withIpamAdd releases the reservation); a bridge we created stays.
+ * ADD: validate everything, then one `ip -batch` in the host namespace that makes the bridge and the veth pair
+ * (the container end created inside the netns) while IPAM reserves addresses, and then gets the gateway
+ * addresses; then in parallel one process in the container namespace (started early, so it is ready), the
+ * masquerade transaction and the optional VLAN/spoof-check steps. Any failure undoes this ADD's veth and rules
+ * (withIpamAdd releases the reservation); a bridge we created stays, as others may share it.
  */
 import { configError, envError, CniError, ErrorCode } from '../../lib/errors';
 import { ExecError, ipBatch, run } from '../../lib/exec';
 import { firewall, onPath } from '../../lib/firewall/select';
-import { withIpamAdd } from '../../lib/invoke';
-import { batchWord, ipBatchTolerant } from '../../lib/net/batch';
+import { findInPath, withIpamAdd } from '../../lib/invoke';
+import { batchWord, startTolerantBatch } from '../../lib/net/batch';
 import { linkExists, linkState } from '../../lib/net/link';
 import { randomMac } from '../../lib/net/mac';
 import { attachmentAlias, hostVethName, VETH_NAME_ATTEMPTS } from '../../lib/net/names';
-import { inNetns, netnsExists } from '../../lib/net/netns';
+import { netnsExists, startInNetns } from '../../lib/net/netns';
 import { setupSpoofCheck, teardownSpoofCheck } from '../../lib/net/spoofcheck';
 import { ensureSysctl, setSysctl } from '../../lib/net/sysctl';
 import type { CmdArgs } from '../../lib/skel';
 import type { Result } from '../../lib/types/result';
 import { loadConf, type BridgeConf } from './config';
-import { conflictingAddresses, planAdd, type AddPlan } from './plan';
+import { conflictingAddresses, planAdd, planHostAttach, type AddPlan } from './plan';
 
 /** Checks that need no side effect: the netns, names ip -batch can carry, tools the config needs. */
 function preflight(conf: BridgeConf, a: CmdArgs): void {
@@ -32,6 +33,7 @@ function preflight(conf: BridgeConf, a: CmdArgs): void {
   }
   const br = linkState(conf.bridge);
   if (br && !br.isBridge) throw configError(`bridge: "${conf.bridge}" already exists and is not a bridge`);
+  if (conf.ipamType) findInPath(conf.ipamType, a.path, 'ipam.type');
   const needs: Array<[boolean, string, string]> = [
     [conf.ipMasq && !!conf.ipamType && firewall(conf.ipMasqBackend).name === 'iptables', 'iptables-restore', 'ipMasq with the iptables backend'],
     [conf.ipMasq && !!conf.ipamType && firewall(conf.ipMasqBackend).name === 'nftables', 'nft', 'ipMasq with the nftables backend'],
@@ -83,61 +85,76 @@ export async function add(a: CmdArgs): Promise<Result> {
   const alias = attachmentAlias(a.containerID, a.ifname);
   const hostVeth = pickHostVeth(a, alias);
   const fw = conf.ipMasq && conf.ipamType ? firewall(conf.ipMasqBackend) : undefined;
+  const br = linkState(conf.bridge);
+  const base = {
+    conf,
+    containerID: a.containerID,
+    ifname: a.ifname,
+    netns: a.netns,
+    hostVeth,
+    alias,
+    ...(br ? { bridge: { mac: br.mac, macPinned: br.addrAssignType === 3 } } : {}),
+    macs: { bridge: randomMac(), host: randomMac(), container: conf.mac ?? randomMac() },
+  };
+
+  // Both processes start now: the veth pair is made while IPAM works, and the container's process is ready
+  // when its interface is. A bridge that does not exist yet waits for IPAM: a bad IPAM config must not leave one.
+  const attachLines = br ? planHostAttach(base) : [];
+  const host = startTolerantBatch();
+  host.add(attachLines);
+  let hostFinished: Promise<Set<number>> | undefined;
+  const finishHost = () => (hostFinished ??= host.done());
+  const inContainer = conf.ipamType || !conf.disableContainerInterface ? startInNetns(a.netns) : undefined;
+  const undo: Array<() => Promise<unknown>> = [
+    async () => {
+      if (linkExists(hostVeth)) await ipBatch([`link del dev ${hostVeth}`]);
+    },
+  ];
 
   const attach = async (ipam?: Result): Promise<Result> => {
     if (ipam && !ipam.ips?.length) throw new CniError(ErrorCode.Internal, `ipam.type ${conf.ipamType}: returned no IP addresses`);
-    const br = linkState(conf.bridge);
-    const plan = planAdd({
-      conf,
-      containerID: a.containerID,
-      ifname: a.ifname,
-      netns: a.netns,
-      hostVeth,
-      alias,
-      ...(ipam ? { ipam } : {}),
-      ...(br ? { bridge: { mac: br.mac, macPinned: br.addrAssignType === 3 } } : {}),
-      macs: { bridge: randomMac(), host: randomMac(), container: conf.mac ?? randomMac() },
-    });
-    const undo: Array<() => Promise<unknown>> = [
-      async () => {
-        if (linkExists(hostVeth)) await ipBatch([`link del dev ${hostVeth}`]);
-      },
-    ];
+    const plan = planAdd({ ...base, ...(ipam ? { ipam } : {}) });
+    host.add(plan.hostBatch.slice(attachLines.length));
+    let existed: Set<number>;
     try {
-      let existed: Set<number>;
-      try {
-        existed = await ipBatchTolerant(plan.hostBatch);
-      } catch (e) {
-        throw explainBatchError(e, a, hostVeth);
-      }
-      await settleGatewayConflicts(conf, plan, existed);
-      for (const [k, v] of plan.hostSysctls) ensureSysctl(k, v);
-      for (const [k, v] of plan.hostBestEffortSysctls) {
-        try {
-          setSysctl(k, v);
-        } catch {
-          // no IPv6 on this host: nothing to keep from routing
-        }
-      }
-      if (fw && plan.masquerade.length) undo.push(() => fw.delMasquerade({ network: conf.network, containerID: a.containerID, ifname: a.ifname, addresses: plan.masquerade }));
-      if (conf.macSpoofChk) undo.push(() => teardownSpoofCheck(a.containerID, a.ifname));
-      const steps: Array<Promise<unknown>> = [inNetns(a.netns, plan.container)];
-      if (plan.vlanBatch.length) steps.push(run('bridge', ['-batch', '-'], { input: plan.vlanBatch.join('\n') + '\n' }));
-      if (fw && plan.masquerade.length) steps.push(fw.addMasquerade({ network: conf.network, containerID: a.containerID, ifname: a.ifname, addresses: plan.masquerade }));
-      if (conf.macSpoofChk) steps.push(setupSpoofCheck(hostVeth, plan.result.interfaces![2]!.mac!, a.containerID, a.ifname));
-      const settled = await Promise.allSettled(steps);
-      const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-      if (failed) throw failed.reason;
+      existed = await finishHost();
     } catch (e) {
-      for (const u of undo) await u().catch((err: Error) => process.stderr.write(`bridge: undo after failed ADD: ${err.message}\n`));
-      throw e;
+      throw explainBatchError(e, a, hostVeth);
     }
+    await settleGatewayConflicts(conf, plan, existed);
+    for (const [k, v] of plan.hostSysctls) ensureSysctl(k, v);
+    for (const [k, v] of plan.hostBestEffortSysctls) {
+      try {
+        setSysctl(k, v);
+      } catch {
+        // no IPv6 on this host: nothing to keep from routing
+      }
+    }
+    const masq = { network: conf.network, containerID: a.containerID, ifname: a.ifname, addresses: plan.masquerade };
+    if (fw && plan.masquerade.length) undo.push(() => fw.delMasquerade(masq));
+    if (conf.macSpoofChk) undo.push(() => teardownSpoofCheck(a.containerID, a.ifname));
+    const steps: Array<Promise<unknown>> = [];
+    if (inContainer) steps.push(inContainer.run(plan.container));
+    if (plan.vlanBatch.length) steps.push(run('bridge', ['-batch', '-'], { input: plan.vlanBatch.join('\n') + '\n' }));
+    if (fw && plan.masquerade.length) steps.push(fw.addMasquerade(masq));
+    if (conf.macSpoofChk) steps.push(setupSpoofCheck(hostVeth, plan.result.interfaces![2]!.mac!, a.containerID, a.ifname));
+    const settled = await Promise.allSettled(steps);
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
     // The bridge's MAC is its own when we created it; an older bridge may have changed it while ports came.
     const mac = linkState(conf.bridge)?.mac;
     if (mac) plan.result.interfaces![0]!.mac = mac;
     return plan.result;
   };
 
-  if (!conf.ipamType) return attach();
-  return withIpamAdd(conf.ipamType, a.version, { stdin: a.stdin, env: a.env, path: a.path, field: 'ipam.type' }, attach);
+  try {
+    if (!conf.ipamType) return await attach();
+    return await withIpamAdd(conf.ipamType, a.version, { stdin: a.stdin, env: a.env, path: a.path, field: 'ipam.type' }, attach);
+  } catch (e) {
+    // Let the host batch finish what it was sent (so nothing is half made), stop the container process, undo.
+    await finishHost().catch(() => undefined);
+    await inContainer?.abort();
+    for (const u of undo) await u().catch((err: Error) => process.stderr.write(`bridge: undo after failed ADD: ${err.message}\n`));
+    throw e;
+  }
 }

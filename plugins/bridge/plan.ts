@@ -26,6 +26,7 @@ export interface AddInput {
 }
 
 export interface AddPlan {
+  /** Starts with planHostAttach's lines; gateway lines follow. */
   hostBatch: BatchLine[];
   /** Host batch line index -> the gateway address it adds (to learn whether it was already there). */
   gatewayLines: Map<number, string>;
@@ -86,26 +87,35 @@ function routeLine(r: Route, ifname: string, gwByFamily: Map<Family, string>): s
   return parts.join(' ');
 }
 
+/** The host lines that need no IPAM result (bridge and veth pair): they can run while IPAM does. */
+export function planHostAttach(i: Omit<AddInput, 'ipam'>): BatchLine[] {
+  const { conf } = i;
+  const br = batchWord(conf.bridge);
+  const veth = batchWord(i.hostVeth);
+  const mtu = conf.mtu ? ` mtu ${conf.mtu}` : '';
+  const lines: BatchLine[] = [];
+  if (!i.bridge) {
+    const vf = conf.vlan || conf.vlanTrunk.length ? ' vlan_filtering 1' : '';
+    // Our own MAC, set explicitly, so the bridge keeps it while ports come and go.
+    lines.push({ line: `link add name ${br}${mtu} address ${i.macs.bridge} type bridge${vf}`, okIfExists: true });
+  }
+  lines.push({ line: `link set dev ${br}${conf.promiscMode ? ' promisc on' : ''} up` });
+  lines.push({
+    line: `link add name ${veth}${mtu} address ${i.macs.host} type veth peer name ${batchWord(i.ifname)}${mtu} address ${i.macs.container} netns ${batchWord(i.netns)}`,
+  });
+  lines.push({ line: `link set dev ${veth} alias ${batchWord(i.alias)} master ${br} up` });
+  if (conf.hairpinMode || conf.portIsolation) {
+    lines.push({ line: `link set dev ${veth} type bridge_slave${conf.hairpinMode ? ' hairpin on' : ''}${conf.portIsolation ? ' isolated on' : ''}` });
+  }
+  return lines;
+}
+
 export function planAdd(i: AddInput): AddPlan {
   const { conf } = i;
   const br = batchWord(conf.bridge);
   const veth = batchWord(i.hostVeth);
   const ifn = batchWord(i.ifname);
-  const mtu = conf.mtu ? ` mtu ${conf.mtu}` : '';
-  const hostBatch: BatchLine[] = [];
-  if (!i.bridge) {
-    const vf = conf.vlan || conf.vlanTrunk.length ? ' vlan_filtering 1' : '';
-    // Our own MAC, set explicitly, so the bridge keeps it while ports come and go.
-    hostBatch.push({ line: `link add name ${br}${mtu} address ${i.macs.bridge} type bridge${vf}`, okIfExists: true });
-  }
-  hostBatch.push({ line: `link set dev ${br}${conf.promiscMode ? ' promisc on' : ''} up` });
-  hostBatch.push({
-    line: `link add name ${veth}${mtu} address ${i.macs.host} type veth peer name ${ifn}${mtu} address ${i.macs.container} netns ${batchWord(i.netns)}`,
-  });
-  hostBatch.push({ line: `link set dev ${veth} alias ${batchWord(i.alias)} master ${br} up` });
-  if (conf.hairpinMode || conf.portIsolation) {
-    hostBatch.push({ line: `link set dev ${veth} type bridge_slave${conf.hairpinMode ? ' hairpin on' : ''}${conf.portIsolation ? ' isolated on' : ''}` });
-  }
+  const hostBatch = planHostAttach(i);
 
   const vlanBatch: string[] = [];
   if (conf.vlan || conf.vlanTrunk.length) {
