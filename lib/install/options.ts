@@ -4,7 +4,7 @@
  * API, KUBERNETES_SERVICE_HOST/PORT and the service account files from the kubelet).
  */
 import { dirname } from 'node:path';
-import { parseCidr } from '../ip';
+import { parseCidr, parseIp } from '../ip';
 
 export interface InstallOptions {
   binDir: string;
@@ -141,7 +141,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv, ex
       case '--route': {
         const v = value();
         const [dst = '', via = '', ...rest] = v.split('=');
-        if (rest.length || !parseCidr(dst) || !via) throw new UsageError(`--route: expected CIDR=GATEWAY, got ${JSON.stringify(v)}`);
+        if (rest.length || !parseCidr(dst) || parseIp(via)?.family !== parseCidr(dst)?.addr.family) throw new UsageError(`--route: expected CIDR=GATEWAY, got ${JSON.stringify(v)}`);
         o.staticRoutes.push({ dst, via });
         break;
       }

@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { mkdirSync, statSync } from 'node:fs';
-import { contains, networkOf, parseCidr } from '../ip';
+import { contains, hasHostBits, networkOf, parseCidr } from '../ip';
 import { ensureSysctl } from '../net/sysctl';
 import { installBinaries } from './binaries';
 import { buildConflist } from './conflist';
@@ -41,6 +41,7 @@ export async function observe(o: InstallOptions): Promise<ClusterView> {
     const p = parseCidr(c)!;
     if (o.clusterCidrs.length && !o.clusterCidrs.some((k) => within(k, c))) throw new SyncError(`pod CIDR ${c} is not inside the cluster CIDRs ${o.clusterCidrs.join(', ')}`);
     if (p.prefix > (p.addr.family === 4 ? 30 : 126)) throw new SyncError(`pod CIDR ${c} is too small for host-local (at most /30 or /126)`);
+    if (hasHostBits(p)) throw new SyncError(`pod CIDR ${c} has host bits set`);
   }
   const routes = o.routes ? [...desiredRoutes(o.nodeName ?? '', nodes), ...o.staticRoutes] : [];
   return { podCidrs, clusterCidrs, routes };

@@ -6,6 +6,7 @@ import { installBinaries, STAMP } from '../../lib/install/binaries';
 import { buildConflist } from '../../lib/install/conflist';
 import { writeIfChanged } from '../../lib/install/files';
 import { parseNode } from '../../lib/install/k8s';
+import { observe } from '../../lib/install/sync';
 import { masqueradeTable } from '../../lib/install/masquerade';
 import { parseOptions, UsageError } from '../../lib/install/options';
 import { desiredRoutes, routeChanges } from '../../lib/install/routes';
@@ -27,6 +28,7 @@ describe('options', () => {
   it.each([
     [['--pod-cidr', '203.0.113.0'], /--pod-cidr: not a CIDR: "203.0.113.0"/],
     [['--route', '203.0.113.0/26'], /--route: expected CIDR=GATEWAY/],
+    [['--route', '203.0.113.0/26=2001:db8::1'], /--route: expected CIDR=GATEWAY/],
     [['--interval', '0'], /--interval/],
     [['--mtu', '9x'], /--mtu: not an MTU/],
     [['--bridge', 'a-very-long-bridge-name'], /--bridge: not an interface name/],
@@ -38,6 +40,24 @@ describe('options', () => {
   it('needs a pod CIDR or an API, and a node name with the API', () => {
     expect(() => parseOptions([], {}, '/x')).toThrow(UsageError);
     expect(() => parseOptions(['--api-server', 'https://192.0.2.1:6443'], {}, '/x')).toThrow(/no node name/);
+  });
+});
+
+describe('what a pass learns from flags alone', () => {
+  const opts = (args: string[]) => parseOptions(args, {}, '/x');
+  it('takes the pod CIDRs, the cluster CIDRs and the static routes as given', async () => {
+    await expect(observe(opts(['--pod-cidr', '203.0.113.0/26', '--cluster-cidr', '203.0.113.0/24', '--route', '203.0.113.64/26=192.0.2.12']))).resolves.toEqual({
+      podCidrs: ['203.0.113.0/26'],
+      clusterCidrs: ['203.0.113.0/24'],
+      routes: [{ dst: '203.0.113.64/26', via: '192.0.2.12' }],
+    });
+  });
+  it.each([
+    [['--pod-cidr', '203.0.113.0/26', '--cluster-cidr', '198.51.100.0/24'], /pod CIDR 203.0.113.0\/26 is not inside the cluster CIDRs 198.51.100.0\/24/],
+    [['--pod-cidr', '203.0.113.0/31'], /too small for host-local/],
+    [['--pod-cidr', '203.0.113.5/26'], /pod CIDR 203.0.113.5\/26 has host bits set/],
+  ])('refuses %j before writing anything', async (args, msg) => {
+    await expect(observe(opts(args))).rejects.toThrow(msg);
   });
 });
 
