@@ -72,6 +72,7 @@ function preflight(): void {
   if (!existsSync(CNITOOL)) throw new Error(`${CNITOOL} is missing: run npm run build first`);
   for (const p of ['bridge', 'host-local', 'portmap']) if (!existsSync(join(PLUGINS, p))) throw new Error(`plugin ${p} not found in ${PLUGINS}`);
   if (sh('ip', ['netns', 'list']).code !== 0) throw new Error('`ip netns` does not work here (iproute2 missing?)');
+  if (sh('ping', ['-V']).code !== 0 && sh('busybox', ['true']).code !== 0) throw new Error('no ping: install busybox-static or iputils-ping');
 }
 
 const ping = () => (sh('ping', ['-V']).code === 0 ? ['ping'] : ['busybox', 'ping']);

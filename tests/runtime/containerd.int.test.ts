@@ -5,7 +5,7 @@
  * The container must get its address from host-local and reach the gateway; after it exits, ctr's DEL (sent
  * with an empty netns path) must leave no veth, reservation, cache entry or iptables rule behind.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IS_REFERENCE, PLUGIN_DIR, sh, uniqueName, withSandbox } from '../helpers/netns';
 import { BUSYBOX, busyboxOciArchive } from './image';
@@ -42,6 +42,8 @@ const why = lacking.length ? ` (skipped: needs ${lacking.join(', ')}; apt-get in
     writeFileSync(join(d, 'containerd.toml'), `version = 2\nroot = "${d}/root"\nstate = "${d}/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "${d}/c.sock"\n`);
     const ctr = `ctr -a ${d}/c.sock -n cnitest`;
     const script = `${privateRoot(join(d, 'work'), netconf, PLUGIN_DIR)}
+# Our plugins log every process they start here: proof that ctr ran ours.
+export CNI_TS_TRACE=${d}/trace
 containerd --config ${d}/containerd.toml >${d}/containerd.log 2>&1 &
 CTD=$!
 trap 'kill $CTD 2>/dev/null; wait $CTD 2>/dev/null || true' EXIT
@@ -70,5 +72,6 @@ echo "nat rules: $(iptables-save -t nat | grep -c '198\\.51\\.100\\.1[2-9][0-9]/
     expect(after).toContain('cache: 0');
     // The Go bridge leaks its masquerade rules on a DEL without netns (REFERENCE.md); ours must not.
     if (!IS_REFERENCE) expect(after).toContain('nat rules: 0');
+    if (!IS_REFERENCE) expect(readFileSync(join(d, 'trace'), 'utf8')).toMatch(/ip .*-batch/);
   });
 });

@@ -5,9 +5,9 @@
  * names firewall and tuning, which come from the Go plugins after ours), and private storage and network
  * config dirs, so the machine's podman state is untouched.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PLUGIN_DIR, sh, uniqueName, withSandbox } from '../helpers/netns';
+import { IS_REFERENCE, PLUGIN_DIR, sh, uniqueName, withSandbox } from '../helpers/netns';
 import { BUSYBOX, busyboxTarball } from './image';
 import { missing, privateRoot } from './private-root';
 
@@ -49,6 +49,8 @@ const GET = `const r=require('http').get(process.argv[1],{timeout:5000},s=>{let 
     for (const sub of ['empty-netconf', 'podman-net']) mkdirSync(join(d, sub));
     const script = `${privateRoot(join(d, 'work'), join(d, 'empty-netconf'), PLUGIN_DIR)}
 export CONTAINERS_CONF=${d}/containers.conf
+# Our plugins log every process they start here: proof that podman ran ours.
+export CNI_TS_TRACE=${d}/trace
 trap '${podman} rm -f -t 0 ${name} >/dev/null 2>&1 || true; ${podman} network rm -f ${net} >/dev/null 2>&1 || true' EXIT
 ${podman} import ${rootfs} localhost/cnitest:latest >/dev/null
 ${podman} network create --subnet ${SUBNET} ${net} >/dev/null
@@ -76,5 +78,6 @@ echo "veths: $(ip -o link show type veth | wc -l)"
     expect(after).toContain('rules: 0');
     expect(after).toContain('reserved: 0');
     expect(after).toContain('veths: 0');
+    if (!IS_REFERENCE) expect(readFileSync(join(d, 'trace'), 'utf8')).toMatch(/ip .*-batch/);
   });
 });
