@@ -4,7 +4,7 @@
 // type-checking each document against the models' TypeScript interfaces (excess property checks), as
 // `kubectl --validate=strict` would reject them.
 // usage: node validate-manifest.mjs FILE...   prints {"FILE#i Kind/name": "ok" | "error..."} as JSON; exit 1 on any error
-import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,6 +38,8 @@ for (const t of typed) {
 }
 
 // Unknown fields: one TypeScript file assigning each document to its model's interface.
+// Inside the repository, so that the check file resolves kubernetes-models from node_modules.
+mkdirSync(join(root, 'build', 'out'), { recursive: true });
 const dir = mkdtempSync(join(root, 'build', 'out', 'manifest-check-'));
 try {
   const lines = [];
