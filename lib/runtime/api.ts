@@ -78,7 +78,13 @@ export class CniRuntime {
         throw e;
       }
     }
-    writeCache(this.cacheDir, cacheEntry(list.name, list.bytes, rt, result));
+    try {
+      writeCache(this.cacheDir, cacheEntry(list.name, list.bytes, rt, result));
+    } catch (e) {
+      // Without its cache entry the attachment could not be checked or cleanly deleted later: take it down now.
+      await this.undoAdd(list, rt, list.plugins.length - 1, result);
+      throw e;
+    }
     return result!;
   }
 

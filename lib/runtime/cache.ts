@@ -65,7 +65,11 @@ export function writeCache(cacheDir: string, entry: CacheEntry): void {
     writeFileSync(tmp, JSON.stringify(entry), { mode: 0o600 });
     renameSync(tmp, file);
   } catch (e) {
-    rmSync(tmp, { force: true });
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // The directory itself is unusable; there is no temp file to remove.
+    }
     throw ioError(`cannot write the cached result of network "${entry.networkName}" to ${file}: ${(e as Error).message}`);
   }
 }

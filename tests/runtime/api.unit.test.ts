@@ -141,6 +141,12 @@ test('a failed ADD keeps the plugin error code, undoes the plugins that ran (new
   expect(existsSync(cachePath())).toBe(false);
 });
 
+test('when the result cannot be cached, the ADD is undone and fails with code 5', async () => {
+  writeFileSync(join(dir, 'cache'), 'a file where the cache directory should be');
+  await expect(cni.addNetworkList(mkList(), rt)).rejects.toMatchObject({ code: 5, message: expect.stringContaining('cannot write the cached result') });
+  expect(calls().map((c) => `${c.type} ${c.cmd}`)).toEqual(['fa ADD', 'fb ADD', 'fb DEL', 'fa DEL']);
+});
+
 test('a missing plugin fails with code 7 naming it before any plugin runs', async () => {
   const list = parseConfList(Buffer.from(JSON.stringify({ cniVersion: '1.0.0', name: 'tnet', plugins: [{ type: 'fa' }, { type: 'nosuch' }] })));
   await expect(cni.addNetworkList(list, rt)).rejects.toMatchObject({ code: 7, message: expect.stringContaining('plugins[1].type: no plugin "nosuch"') });
