@@ -2,10 +2,11 @@
  * npm run conformance -- --plugins DIR [--filter REGEX] [--json FILE] [--strict]   (--list: the cases and their basis)
  * Certifies the CNI plugins in DIR; exits 1 on any FAIL (and on WARN with --strict), 2 on bad usage.
  */
-import { writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { allCases } from './cases';
 import { cleanupAll } from './env';
+import { KNOWN_PLUGINS } from './probe';
 import { counts, header, row, summary } from './report';
 import { runSuite } from './suite';
 
@@ -57,6 +58,10 @@ async function main() {
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
 
+  if (!KNOWN_PLUGINS.some((p) => existsSync(join(opts.plugins, p)))) {
+    console.error(`conformance: ${opts.plugins} holds none of ${KNOWN_PLUGINS.join(', ')}: nothing to certify`);
+    process.exit(2);
+  }
   const width = Math.max(...allCases.map((c) => c.id.length));
   console.log(`CNI conformance: ${opts.plugins}\n${header(width)}`);
   const report = await runSuite({ pluginDir: opts.plugins, filter: opts.filter, onOutcome: (o) => console.log(row(o, width)) });

@@ -8,6 +8,7 @@ import type { Attachment, Env } from '../env';
 import { mentions, WORLD } from '../env';
 import { check, show, Skip, type Case } from '../harness';
 import type { PluginSet } from '../probe';
+import { checkResult } from '../shape';
 import { ALL_VERSIONS, bridgeConf, expectError, firstIp, needVersion, versionFor, withPrev } from './common';
 
 const P = ['bridge', 'host-local', 'portmap'];
@@ -73,7 +74,7 @@ export const portmapCases: Case[] = [
       async run(env, set) {
         needVersion(set, P, v);
         const m = await mapped(env, set, {}, v);
-        check(m.pmRes.cniVersion === v, `result cniVersion ${show(m.pmRes.cniVersion)}, request ${v}`);
+        checkResult(m.pmRes, { version: v, kind: 'interface', netns: m.a.netns, ifname: m.a.ifname, families: [4] });
         check(canonical(m.pmRes) === canonical(m.bridgeRes), `portmap changed prevResult: ${show(canonical(m.bridgeRes))} -> ${show(canonical(m.pmRes))}`);
         await env.ok('portmap', 'DEL', withPrev(m.pm, m.pmRes), m.a);
       },
