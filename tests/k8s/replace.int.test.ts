@@ -4,7 +4,7 @@
  * hazard is real and that this test sees it: a file held open for writing cannot be executed.
  */
 import { appendFileSync, copyFileSync, mkdirSync, openSync, closeSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { canUseNetns, netnsPath, PLUGIN_DIR, sh, withSandbox, type ExecResult } from '../helpers/netns';
 import { INSTALLER } from './cluster';
 
@@ -28,7 +28,8 @@ maybe('replacing a plugin executable under load', () => {
       const bin = join(s.dir, 'bin');
       const conf = join(s.dir, 'net.d');
       const installOnce = (src: string) =>
-        sh(INSTALLER, ['--once', '--source-dir', src, '--bin-dir', bin, '--conf-dir', conf, '--plugins', 'host-local', '--pod-cidr', '198.51.100.0/24', '--no-routes', '--no-masquerade']);
+        // In the sandbox's namespace: the installer enables forwarding in the namespace it runs in.
+        sh('ip', ['netns', 'exec', s.hostNs, INSTALLER, '--once', '--source-dir', src, '--bin-dir', bin, '--conf-dir', conf, '--plugins', 'host-local', '--pod-cidr', '198.51.100.0/24', '--no-routes', '--no-masquerade']);
       expect((await installOnce(srcA)).code).toBe(0);
 
       const netconf = JSON.stringify({ cniVersion: '1.0.0', name: 'replace', type: 'host-local', ipam: { type: 'host-local', ranges: [[{ subnet: '2001:db8:7e::/64' }]], dataDir: join(s.dir, 'ipam') } });
@@ -74,6 +75,15 @@ maybe('replacing a plugin executable under load', () => {
       // The loop overlapped the swaps: on average more than one ADD per replacement finished while installing.
       expect(addsWhileInstalling).toBeGreaterThan(REPLACEMENTS);
       process.stderr.write(`replace: ${addsWhileInstalling} of ${adds} ADDs ran while ${REPLACEMENTS} replacements were made\n`);
+    }));
+
+  it('without --source-dir it installs the executables beside itself (the image layout: /cni/cni-install, /cni/bridge...)', () =>
+    withSandbox(async (s) => {
+      const bin = join(s.dir, 'bin');
+      const r = await sh('ip', ['netns', 'exec', s.hostNs, INSTALLER, '--once', '--bin-dir', bin, '--conf-dir', join(s.dir, 'net.d'), '--pod-cidr', '198.51.100.0/24', '--no-routes', '--no-masquerade']);
+      expect(r.stderr).toContain(`copied bridge into ${bin}`);
+      expect(r.code).toBe(0);
+      for (const n of ['bridge', 'host-local', 'portmap']) expect(statSync(join(bin, n)).size).toBe(statSync(join(dirname(INSTALLER), n)).size);
     }));
 
   it('control: executing a file that is open for writing fails with ETXTBSY (what an in-place copy risks)', () =>
