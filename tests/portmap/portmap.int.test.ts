@@ -6,7 +6,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { attachmentHash } from '../../lib/firewall/iptables/hostport-rules';
-import { canUseNetns, IS_REFERENCE, withSandbox } from '../helpers/netns';
+import { canUseNetns, IS_REFERENCE, PLUGIN_DIR, withSandbox } from '../helpers/netns';
 import { NET, withBed, type Backend } from './fixture';
 
 const backends: Backend[] = IS_REFERENCE ? ['iptables'] : ['iptables', 'nftables'];
@@ -213,4 +213,29 @@ run('portmap over %s', (backend) => {
       }),
     );
   });
+});
+
+const GO_PLUGINS = '/usr/lib/cni';
+(canUseNetns() && !IS_REFERENCE ? test : test.skip)('iptables: ours and the Go portmap tear down each other\'s rules (same chains, same shapes)', async () => {
+  await withSandbox((s) =>
+    withBed(s, 'iptables', async (b) => {
+      const a = await b.container('pm-x1');
+      const c = await b.container('pm-x2');
+      const confA = b.portmapConf('pm-x1', [TCP, UDP]);
+      const confC = b.portmapConf('pm-x2', [{ hostPort: 19191, containerPort: 91, protocol: 'tcp' }]);
+      const go = (command: string, id: string, conf: unknown, ns: string) => s.plugin('portmap', { command, conf, containerID: id, netns: `/var/run/netns/${ns}` }, GO_PLUGINS);
+      const ours = (command: string, id: string, conf: unknown, ns: string) => s.plugin('portmap', { command, conf, containerID: id, netns: `/var/run/netns/${ns}` }, PLUGIN_DIR);
+      expect((await go('ADD', 'pm-x1', confA, a.ns)).code).toBe(0);
+      expect((await ours('ADD', 'pm-x2', confC, c.ns)).code).toBe(0);
+      await b.server(a.ns, 'X1', [80], []);
+      await b.server(c.ns, 'X2', [91], []);
+      expect(await b.ask(b.ext, 'tcp', NET.host4, TCP.hostPort)).toBe('X1');
+      expect(await b.ask(b.ext, 'tcp', NET.host4, 19191)).toBe('X2');
+      expect((await ours('DEL', 'pm-x1', confA, a.ns)).code).toBe(0);
+      expect((await go('DEL', 'pm-x2', confC, c.ns)).code).toBe(0);
+      const rules = await b.natRules();
+      expect(mentions(rules, b.network, 'pm-x1', [TCP.hostPort, UDP.hostPort])).toEqual([]);
+      expect(mentions(rules, b.network, 'pm-x2', [19191])).toEqual([]);
+    }),
+  );
 });
