@@ -13,8 +13,9 @@ const q = (s: string) => JSON.stringify(s);
 
 export function spoofCheckScript(hostVeth: string, mac: string, containerID: string, ifname: string): string {
   const id = refID(containerID, ifname);
-  const iface = q(ifaceChain(id));
-  const macChain = q(`${ifaceChain(id)}-mac`);
+  // Chain names are bare words in nft syntax (containerID and ifname characters fit them).
+  const iface = ifaceChain(id);
+  const macChain = `${ifaceChain(id)}-mac`;
   const comment = `comment ${q(`macspoofchk-${id}`)}`;
   return [
     `add table ${TABLE}`,
@@ -53,11 +54,12 @@ export async function teardownSpoofCheck(containerID: string, ifname: string): P
   const script = [
     ...handles.map((h) => `delete rule ${TABLE} PREROUTING handle ${h}`),
     // `add` first so the deletes succeed whether or not the chains are there.
-    `add chain ${TABLE} ${q(ifaceChain(id))}`,
-    `add chain ${TABLE} ${q(`${ifaceChain(id)}-mac`)}`,
-    `flush chain ${TABLE} ${q(ifaceChain(id))}`,
-    `delete chain ${TABLE} ${q(`${ifaceChain(id)}-mac`)}`,
-    `delete chain ${TABLE} ${q(ifaceChain(id))}`,
+    `add chain ${TABLE} ${ifaceChain(id)}`,
+    `add chain ${TABLE} ${ifaceChain(id)}-mac`,
+    `flush chain ${TABLE} ${ifaceChain(id)}`,
+    `flush chain ${TABLE} ${ifaceChain(id)}-mac`,
+    `delete chain ${TABLE} ${ifaceChain(id)}-mac`,
+    `delete chain ${TABLE} ${ifaceChain(id)}`,
   ];
   await nftApply(script.join('\n') + '\n');
 }

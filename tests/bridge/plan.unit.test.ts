@@ -254,7 +254,7 @@ describe('nftables masquerade', () => {
 describe('spoof check', () => {
   test('Go layout; teardown finds the PREROUTING rule by comment', () => {
     const s = spoofCheckScript('veth01234567', '02:00:00:00:00:0c', 'c1', 'eth0');
-    expect(s).toContain('add rule bridge nat PREROUTING iifname "veth01234567" jump "cni-br-iface-c1-eth0" comment "macspoofchk-c1-eth0"');
+    expect(s).toContain('add rule bridge nat PREROUTING iifname "veth01234567" jump cni-br-iface-c1-eth0 comment "macspoofchk-c1-eth0"');
     expect(s).toContain('ether saddr 02:00:00:00:00:0c return');
     const listing = '\t\tiifname "veth01234567" jump cni-br-iface-c1-eth0 comment "macspoofchk-c1-eth0" # handle 4\n\t\tiifname "vethx" jump cni-br-iface-c2-eth0 comment "macspoofchk-c2-eth0" # handle 5';
     expect(spoofRuleHandles(listing, 'c1', 'eth0')).toEqual([4]);
