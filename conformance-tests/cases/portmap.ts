@@ -172,6 +172,7 @@ export const portmapCases: Case[] = [
     plugins: P,
     async run(env, set) {
       const m = await mapped(env, set);
+      await reach(env, m.world, WORLD.hostIp, 'before DEL, from outside');
       await env.ok('portmap', 'DEL', withPrev(m.pm, m.pmRes), m.a);
       await unreachable(env, m.world, WORLD.hostIp, 'after DEL, from outside');
       await env.ok('portmap', 'DEL', withPrev(m.pm, m.pmRes), m.a);
@@ -187,6 +188,7 @@ export const portmapCases: Case[] = [
     plugins: P,
     async run(env, set) {
       const m = await mapped(env, set);
+      await reach(env, m.world, WORLD.hostIp, 'before DEL, from outside');
       await env.removeNetns(m.a.ns);
       await env.ok('portmap', 'DEL', withPrev(m.pm, m.pmRes), { ...m.a, netns: '' });
       await env.ok('bridge', 'DEL', withPrev(m.bridge, m.bridgeRes), { ...m.a, netns: '' });
