@@ -8,6 +8,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { IS_REFERENCE, PLUGIN_DIR, sh, uniqueName, withSandbox } from '../helpers/netns';
+import { cacheEntry, cachedAttachments, readCachedResult } from '../../lib/runtime/cache';
 import { BUSYBOX, busyboxTarball } from './image';
 import { missing, privateRoot } from './private-root';
 
@@ -60,6 +61,8 @@ echo "== fetch"
 for i in $(seq 50); do out=$(${process.execPath} -e "${GET}" http://127.0.0.1:${HOST_PORT}/ 2>/dev/null) && break; sleep 0.1; done
 echo "got: $out"
 echo "rules while running: $(iptables-save -t nat | grep -c -- '--dport ${HOST_PORT}' || true)"
+echo "== cache"; cat /var/lib/cni/results/${net}-*-eth0; echo
+echo "== end cache"
 ${podman} rm -f -t 0 ${name} >/dev/null
 echo "== after"
 echo "rules: $(iptables-save -t nat | grep -c -- '--dport ${HOST_PORT}\\|198\\.51\\.100\\.\\(19[2-9]\\|2[0-5][0-9]\\)' || true)"
@@ -73,6 +76,15 @@ echo "veths: $(ip -o link show type veth | wc -l)"
     // Podman's own conflist: our bridge (host-local) and portmap, plus the Go firewall and tuning.
     expect(conflist.plugins.map((p: { type: string }) => p.type)).toEqual(['bridge', 'portmap', 'firewall', 'tuning']);
     const [during = '', after = ''] = r.stdout.split('== fetch')[1]!.split('== after');
+    // Podman's libcni wrote a result cache; our runtime must read it as its own (same layout and format).
+    const goCache = JSON.parse(r.stdout.split('== cache')[1]!.split('== end cache')[0]!);
+    const cacheDir = join(d, 'go-cache');
+    mkdirSync(join(cacheDir, 'results'), { recursive: true });
+    writeFileSync(join(cacheDir, 'results', `${net}-${goCache.containerId}-eth0`), JSON.stringify(goCache));
+    expect(cachedAttachments(cacheDir)).toMatchObject([{ network: net, containerID: goCache.containerId, ifname: 'eth0' }]);
+    expect(readCachedResult(cacheDir, net, { containerID: goCache.containerId, ifname: 'eth0' }, '0.4.0')).toMatchObject({ cniVersion: '0.4.0', ips: [{ address: expect.stringMatching(/^198\.51\.100\./) }] });
+    const ours = cacheEntry(net, Buffer.from(goCache.config, 'base64'), { containerID: goCache.containerId, netns: goCache.netns ?? '', ifname: 'eth0', args: goCache.cniArgs, capabilityArgs: goCache.capabilityArgs }, goCache.result);
+    expect(Object.keys(ours)).toEqual(Object.keys(goCache));
     expect(during).toContain('got: hello from busybox');
     expect(during).not.toContain('rules while running: 0');
     expect(after).toContain('rules: 0');
