@@ -9,6 +9,9 @@ import { IS_REFERENCE, netnsPath, PLUGIN_DIR, type PluginResult, type Sandbox } 
  */
 export const IPAM = process.env.BRIDGE_TEST_IPAM === 'go' ? '/usr/lib/cni/host-local' : undefined;
 
+/** The installed Go plugins (v1.1.1) stop at spec 1.0.0: no GC or STATUS. */
+export const HAS_1_1 = !IS_REFERENCE && !IPAM;
+
 /** CNI_PATH for a sandbox. */
 export function cniPath(s: Sandbox): string {
   if (!IPAM) return PLUGIN_DIR;
@@ -34,8 +37,7 @@ export function bridgeConf(s: Sandbox, o: ConfOpts): Record<string, unknown> {
   const ranges = [o.v4 ? [{ subnet: o.v4 }] : null, o.v6 ? [{ subnet: o.v6 }] : null].filter(Boolean);
   const ipam = o.ipam === null ? undefined : (o.ipam ?? { type: 'host-local', dataDir: join(s.dir, 'ipam-data'), ranges });
   return {
-    // The installed Go reference (v1.1.1) stops at 1.0.0.
-    cniVersion: o.version ?? (IS_REFERENCE ? '1.0.0' : '1.1.0'),
+    cniVersion: o.version ?? (HAS_1_1 ? '1.1.0' : '1.0.0'),
     name: o.name ?? 'brtest',
     type: 'bridge',
     bridge: o.bridge,
