@@ -30,13 +30,13 @@ export interface Reply {
 const SERVER = `const net=require('net');const [host,port,label]=process.argv.slice(1);
 net.createServer(s=>{s.on('error',()=>{});s.end(label+' '+s.remoteAddress.replace(/^::ffff:/,''))}).listen(+port,host,()=>console.log('ready'));`;
 const CLIENT = `const net=require('net');const [host,port]=process.argv.slice(1);let out='';
-const s=net.connect({host,port:+port,timeout:3000});s.on('data',d=>out+=d);s.on('end',()=>{console.log(out);process.exit(0)});
+const s=net.connect({host,port:+port,timeout:5000});s.on('data',d=>out+=d);s.on('end',()=>{console.log(out);process.exit(0)});
 s.on('timeout',()=>{console.log('timeout');process.exit(1)});s.on('error',e=>{console.log(e.code||e.message);process.exit(1)});`;
 
 const UDP_SERVER = `const d=require('dgram');const [host,port,label]=process.argv.slice(1);const s=d.createSocket(host.includes(':')?'udp6':'udp4');
 s.on('message',(m,r)=>s.send(label+' '+r.address,r.port,r.address));s.bind(+port,host,()=>console.log('ready'));`;
 const UDP_CLIENT = `const d=require('dgram');const [host,port,sport]=process.argv.slice(1);const s=d.createSocket('udp4');
-setTimeout(()=>{console.log('timeout');process.exit(1)},3000);s.on('message',m=>{console.log(String(m));process.exit(0)});
+setTimeout(()=>{console.log('timeout');process.exit(1)},5000);s.on('message',m=>{console.log(String(m));process.exit(0)});
 s.bind(+sport,()=>s.send('x',+port,host));`;
 
 const live = new Set<Env>();
@@ -142,13 +142,13 @@ export class Env {
     });
   }
 
-  /** Connects from `ns` to host:port (3 s timeout). */
+  /** Connects from `ns` to host:port (5 s timeout). */
   async connect(ns: string, host: string, port: number): Promise<Reply> {
     const r = await sh('ip', ['netns', 'exec', ns, process.execPath, '-e', CLIENT, host, String(port)], { timeoutMs: 15_000 });
     return { ok: r.code === 0, text: (r.stdout.trim() || r.stderr.trim()).split('\n').pop() ?? '' };
   }
 
-  /** Sends one UDP datagram from `ns` (source port `sport`) and waits 3 s for the answer. */
+  /** Sends one UDP datagram from `ns` (source port `sport`) and waits 5 s for the answer. */
   async udp(ns: string, host: string, port: number, sport: number): Promise<Reply> {
     const r = await sh('ip', ['netns', 'exec', ns, process.execPath, '-e', UDP_CLIENT, host, String(port), String(sport)], { timeoutMs: 15_000 });
     return { ok: r.code === 0, text: (r.stdout.trim() || r.stderr.trim()).split('\n').pop() ?? '' };
