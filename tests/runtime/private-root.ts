@@ -12,6 +12,7 @@ import { join } from 'node:path';
 export function missing(commands: string[]): string[] {
   const out = commands.filter((c) => spawnSync('sh', ['-c', `command -v ${c}`]).status !== 0);
   if (process.getuid?.() !== 0) out.push('root');
+  if (!/\toverlay$/m.test(readFileSync('/proc/filesystems', 'utf8'))) out.push('overlayfs in the kernel');
   return out;
 }
 
