@@ -29,10 +29,10 @@ interface Parsed {
   lines: number;
 }
 
-/** An owner the journal can hold: `id` or `id\r\nifname` without tabs or line breaks inside. */
+/** An owner the journal can hold: `id` or `id\r\nifname` in printable ASCII; any other is read from its file each time. */
 function encodeOwner(owner: string): string | undefined {
   const parts = owner.split('\r\n');
-  if (parts.length > 2 || parts.some((p) => !p || /[\t\r\n]/.test(p))) return undefined;
+  if (parts.length > 2 || parts.some((p) => !/^[\x21-\x7e]+$/.test(p))) return undefined;
   return parts.join('\t');
 }
 
