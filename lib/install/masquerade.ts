@@ -1,55 +1,99 @@
 /**
  * One masquerade rule set per node, owned by the installer: traffic from this node's pods to anywhere outside
- * the cluster's pod CIDRs leaves with the node's address; pod-to-pod traffic keeps its source. nftables table
- * `inet cni_ts_masq`, replaced as a whole in one transaction so a re-sync never leaves it half-written. The
- * table's comment carries a digest of its content, so a pass (or a restarted installer) reads back only that
- * to know whether the table is current.
+ * the cluster's pod CIDRs (and not multicast) leaves with the node's address; pod-to-pod traffic keeps its
+ * source. Two backends with the same meaning:
+ * - nftables: table `inet cni_ts_masq`, replaced as a whole in one transaction;
+ * - iptables: chain `CNI-TS-MASQ` in the nat table of each family, rewritten in one `iptables-restore --noflush`,
+ *   jumped to from POSTROUTING.
+ * Each carries a digest of its content in a comment, so a pass (or a restarted installer) reads back only our
+ * own table or chain to know whether it is current.
  */
 import { createHash } from 'node:crypto';
-import { parseCidr } from '../ip';
-import { nftApply, run } from '../exec';
+import { parseCidr, type Family } from '../ip';
+import { iptablesRestore, nftApply, run } from '../exec';
 
 export const MASQ_TABLE = 'cni_ts_masq';
+export const MASQ_CHAIN = 'CNI-TS-MASQ';
+export type MasqueradeBackendName = 'nftables' | 'iptables';
 
-export interface MasqueradeTable {
-  script: string;
-  digest: string;
+const digestOf = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 16);
+const ofFamily = (list: readonly string[], f: Family) => list.filter((c) => parseCidr(c)!.addr.family === f);
+const MULTICAST = { 4: '224.0.0.0/4', 6: 'ff00::/8' } as const;
+
+export interface MasqueradeBackend {
+  readonly name: MasqueradeBackendName;
+  /** Makes the node's rules match; returns whether anything was written. */
+  sync(podCidrs: readonly string[], clusterCidrs: readonly string[]): Promise<boolean>;
 }
 
-export function masqueradeTable(podCidrs: readonly string[], clusterCidrs: readonly string[]): MasqueradeTable {
-  const body = masqueradeBody(podCidrs, clusterCidrs);
-  const digest = createHash('sha256').update(body).digest('hex').slice(0, 16);
-  const script = [`table inet ${MASQ_TABLE}`, `delete table inet ${MASQ_TABLE}`, `table inet ${MASQ_TABLE} {`, `  comment "cni-install ${digest}"`, body, '}', ''].join('\n');
-  return { script, digest };
-}
-
-function masqueradeBody(podCidrs: readonly string[], clusterCidrs: readonly string[]): string {
-  const byFam = (list: readonly string[], f: 4 | 6) => list.filter((c) => parseCidr(c)!.addr.family === f);
+export function nftScript(podCidrs: readonly string[], clusterCidrs: readonly string[]): { script: string; digest: string } {
   const lines: string[] = [];
   for (const f of [4, 6] as const) {
-    const cluster = byFam(clusterCidrs, f);
-    const type = f === 4 ? 'ipv4_addr' : 'ipv6_addr';
-    lines.push(`  set cluster${f} {`, `    type ${type}; flags interval; auto-merge;`);
+    const cluster = ofFamily(clusterCidrs, f);
+    lines.push(`  set cluster${f} {`, `    type ${f === 4 ? 'ipv4_addr' : 'ipv6_addr'}; flags interval; auto-merge;`);
     if (cluster.length) lines.push(`    elements = { ${cluster.join(', ')} }`);
     lines.push('  }');
   }
   lines.push('  chain postrouting {', '    type nat hook postrouting priority srcnat; policy accept;');
-  for (const c of podCidrs) {
-    const f = parseCidr(c)!.addr.family;
+  for (const f of [4, 6] as const) {
     const ip = f === 4 ? 'ip' : 'ip6';
-    const mcast = f === 4 ? '224.0.0.0/4' : 'ff00::/8';
-    lines.push(`    ${ip} saddr ${c} ${ip} daddr != @cluster${f} ${ip} daddr != ${mcast} masquerade`);
+    for (const c of ofFamily(podCidrs, f)) lines.push(`    ${ip} saddr ${c} ${ip} daddr != @cluster${f} ${ip} daddr != ${MULTICAST[f]} masquerade`);
   }
   lines.push('  }');
-  return lines.join('\n');
+  const body = lines.join('\n');
+  const digest = digestOf(body);
+  // "add, delete, define" in one transaction: works whether or not the table exists, and is atomic.
+  const script = [`table inet ${MASQ_TABLE}`, `delete table inet ${MASQ_TABLE}`, `table inet ${MASQ_TABLE} {`, `  comment "cni-install ${digest}"`, body, '}', ''].join('\n');
+  return { script, digest };
 }
 
-/** The digest in our table's comment, or undefined when the table is missing; lists our table only. */
-export async function installedDigest(): Promise<string | undefined> {
-  const r = await run('nft', ['list', 'table', 'inet', MASQ_TABLE], { allowFailure: true });
-  return r.code === 0 ? /comment "cni-install ([0-9a-f]+)"/.exec(r.stdout)?.[1] : undefined;
+export const nftablesMasquerade: MasqueradeBackend = {
+  name: 'nftables',
+  async sync(podCidrs, clusterCidrs) {
+    const { script, digest } = nftScript(podCidrs, clusterCidrs);
+    const r = await run('nft', ['list', 'table', 'inet', MASQ_TABLE], { allowFailure: true });
+    if (r.code === 0 && r.stdout.includes(`comment "cni-install ${digest}"`)) return false;
+    await nftApply(script);
+    return true;
+  },
+};
+
+const JUMP = ['-m', 'comment', '--comment', 'cni-install: masquerade pod traffic leaving the cluster', '-j', MASQ_CHAIN];
+
+/** The iptables-restore payload for one family's chain (one pod CIDR per family, as Kubernetes allocates). */
+export function iptablesPayload(podCidr: string, clusterCidrs: readonly string[]): { payload: string; digest: string } {
+  const f = parseCidr(podCidr)!.addr.family;
+  const rules = [
+    `! -s ${podCidr} -j RETURN`,
+    ...ofFamily(clusterCidrs, f).map((c) => `-d ${c} -j RETURN`),
+    `-d ${MULTICAST[f]} -j RETURN`,
+    '-j MASQUERADE',
+  ];
+  const digest = digestOf(rules.join('\n'));
+  const lines = ['*nat', `:${MASQ_CHAIN} - [0:0]`];
+  lines.push(`-A ${MASQ_CHAIN} -m comment --comment "cni-install ${digest}" ${rules[0]}`, ...rules.slice(1).map((r) => `-A ${MASQ_CHAIN} ${r}`), 'COMMIT', '');
+  return { payload: lines.join('\n'), digest };
 }
 
-export async function applyMasquerade(script: string): Promise<void> {
-  await nftApply(script);
-}
+export const iptablesMasquerade: MasqueradeBackend = {
+  name: 'iptables',
+  async sync(podCidrs, clusterCidrs) {
+    let wrote = false;
+    for (const podCidr of podCidrs) {
+      const f = parseCidr(podCidr)!.addr.family;
+      const cmd = f === 4 ? 'iptables' : 'ip6tables';
+      const { payload, digest } = iptablesPayload(podCidr, clusterCidrs);
+      // Our chain by name and one check of our jump: never a listing of anyone else's rules.
+      const chain = await run(cmd, ['-w', '5', '-t', 'nat', '-S', MASQ_CHAIN], { allowFailure: true });
+      const jump = await run(cmd, ['-w', '5', '-t', 'nat', '-C', 'POSTROUTING', ...JUMP], { allowFailure: true });
+      if (chain.code === 0 && chain.stdout.includes(`cni-install ${digest}`) && jump.code === 0) continue;
+      // Declaring the chain in a --noflush restore empties it first, so the rewrite is one atomic replace.
+      const addJump = jump.code === 0 ? '' : `*nat\n-A POSTROUTING ${JUMP.map((a) => (a.includes(' ') ? `"${a}"` : a)).join(' ')}\nCOMMIT\n`;
+      await iptablesRestore(f, payload + addJump);
+      wrote = true;
+    }
+    return wrote;
+  },
+};
+
+export const masqueradeBackend = (name: MasqueradeBackendName): MasqueradeBackend => (name === 'iptables' ? iptablesMasquerade : nftablesMasquerade);

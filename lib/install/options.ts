@@ -5,6 +5,8 @@
  */
 import { dirname } from 'node:path';
 import { parseCidr, parseIp } from '../ip';
+import { onPath } from '../firewall/select';
+import type { MasqueradeBackendName } from './masquerade';
 
 export interface InstallOptions {
   binDir: string;
@@ -29,6 +31,7 @@ export interface InstallOptions {
   caFile: string;
   routes: boolean;
   masquerade: boolean;
+  masqueradeBackend: MasqueradeBackendName;
   once: boolean;
   intervalMs: number;
 }
@@ -53,7 +56,9 @@ export const USAGE = `usage: cni-install [flags]
   --token-file FILE      bearer token (default ${SA}/token)
   --ca-file FILE         API CA bundle (default ${SA}/ca.crt)
   --no-routes            do not manage routes to other nodes' pod CIDRs
-  --no-masquerade        do not manage the masquerade table
+  --no-masquerade        do not manage the masquerade rules
+  --masquerade-backend B nftables (table inet cni_ts_masq) or iptables (nat chain CNI-TS-MASQ);
+                         default nftables when nft is installed
   --interval SECONDS     re-sync period (default 30)
   --once                 sync once and exit (non-zero when the sync failed)
 `;
@@ -88,6 +93,7 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv, ex
     caFile: `${SA}/ca.crt`,
     routes: true,
     masquerade: true,
+    masqueradeBackend: onPath('nft') ? 'nftables' : 'iptables',
     once: false,
     intervalMs: 30_000,
   };
@@ -123,6 +129,12 @@ export function parseOptions(argv: readonly string[], env: NodeJS.ProcessEnv, ex
       case '--ca-file': o.caFile = value(); break;
       case '--no-routes': o.routes = false; break;
       case '--no-masquerade': o.masquerade = false; break;
+      case '--masquerade-backend': {
+        const v = value();
+        if (v !== 'nftables' && v !== 'iptables') throw new UsageError(`--masquerade-backend: must be nftables or iptables, got ${JSON.stringify(v)}`);
+        o.masqueradeBackend = v;
+        break;
+      }
       case '--once': o.once = true; break;
       case '--mtu': {
         const v = value();

@@ -11,7 +11,7 @@ import { installBinaries } from './binaries';
 import { buildConflist } from './conflist';
 import { writeIfChanged } from './files';
 import { getNode, listNodes, type ApiConfig, type NodeInfo } from './k8s';
-import { applyMasquerade, installedDigest, masqueradeTable } from './masquerade';
+import { masqueradeBackend } from './masquerade';
 import type { InstallOptions } from './options';
 import { desiredRoutes, syncRoutes, type Route } from './routes';
 
@@ -99,10 +99,10 @@ export class Syncer {
     if (o.routes) for (const line of await syncRoutes(view.routes)) this.log(line);
 
     if (o.masquerade) {
-      const table = masqueradeTable(view.podCidrs, view.clusterCidrs);
-      if ((await installedDigest()) !== table.digest) {
-        await applyMasquerade(table.script);
-        this.log(`masquerade from ${view.podCidrs.join(', ')} to outside ${view.clusterCidrs.join(', ')} (nft table inet cni_ts_masq)`);
+      const backend = masqueradeBackend(o.masqueradeBackend);
+      if (await backend.sync(view.podCidrs, view.clusterCidrs)) {
+        const where = backend.name === 'nftables' ? 'nft table inet cni_ts_masq' : 'iptables nat chain CNI-TS-MASQ';
+        this.log(`masquerade from ${view.podCidrs.join(', ')} to outside ${view.clusterCidrs.join(', ')} (${where})`);
       }
     }
   }

@@ -24,6 +24,8 @@ export interface NodeSpec {
   /** An IPv6 InternalIP on the underlay (2001:db8:4b::/64), for dual-stack clusters. */
   ip6?: string;
   podCidrs?: string[];
+  /** More installer flags for this node (e.g. another masquerade backend). */
+  flags?: string[];
 }
 
 export interface ClusterNode extends NodeSpec {
@@ -133,6 +135,7 @@ export class Cluster {
       '--bin-dir', node.binDir,
       '--conf-dir', node.confDir,
       '--ipam-data-dir', node.dataDir,
+      ...(node.flags ?? []),
       ...extra,
     ];
   }

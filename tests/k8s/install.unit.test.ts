@@ -7,7 +7,7 @@ import { buildConflist } from '../../lib/install/conflist';
 import { writeIfChanged } from '../../lib/install/files';
 import { parseNode } from '../../lib/install/k8s';
 import { observe } from '../../lib/install/sync';
-import { masqueradeTable } from '../../lib/install/masquerade';
+import { iptablesPayload, nftScript } from '../../lib/install/masquerade';
 import { parseOptions, UsageError } from '../../lib/install/options';
 import { desiredRoutes, routeChanges } from '../../lib/install/routes';
 
@@ -33,6 +33,7 @@ describe('options', () => {
     [['--mtu', '9x'], /--mtu: not an MTU/],
     [['--bridge', 'a-very-long-bridge-name'], /--bridge: not an interface name/],
     [['--frobnicate'], /unknown flag "--frobnicate"/],
+    [['--masquerade-backend', 'ipfw'], /--masquerade-backend: must be nftables or iptables/],
     [['--bin-dir'], /--bin-dir needs a value/],
   ])('rejects %j', (args, msg) => {
     expect(() => parseOptions(['--pod-cidr', '198.51.100.0/24', ...args], {}, '/x')).toThrow(msg);
@@ -142,7 +143,7 @@ describe('routes', () => {
 
 describe('masquerade', () => {
   it("masquerades this node's pods to everything but the cluster CIDRs and multicast, per family, as one replace", () => {
-    const { script: s, digest } = masqueradeTable(['203.0.113.0/26', '2001:db8:1::/64'], ['203.0.113.0/24', '2001:db8::/48']);
+    const { script: s, digest } = nftScript(['203.0.113.0/26', '2001:db8:1::/64'], ['203.0.113.0/24', '2001:db8::/48']);
     expect(s.split('\n').slice(0, 4)).toEqual(['table inet cni_ts_masq', 'delete table inet cni_ts_masq', 'table inet cni_ts_masq {', `  comment "cni-install ${digest}"`]);
     expect(s).toContain('elements = { 203.0.113.0/24 }');
     expect(s).toContain('elements = { 2001:db8::/48 }');
@@ -150,9 +151,23 @@ describe('masquerade', () => {
     expect(s).toContain('ip6 saddr 2001:db8:1::/64 ip6 daddr != @cluster6 ip6 daddr != ff00::/8 masquerade');
   });
   it('names its content by a digest that changes with the CIDRs only', () => {
-    const a = masqueradeTable(['203.0.113.0/26'], ['203.0.113.0/24']).digest;
-    expect(masqueradeTable(['203.0.113.0/26'], ['203.0.113.0/24']).digest).toBe(a);
-    expect(masqueradeTable(['203.0.113.0/26'], ['203.0.113.0/25']).digest).not.toBe(a);
+    const a = nftScript(['203.0.113.0/26'], ['203.0.113.0/24']).digest;
+    expect(nftScript(['203.0.113.0/26'], ['203.0.113.0/24']).digest).toBe(a);
+    expect(nftScript(['203.0.113.0/26'], ['203.0.113.0/25']).digest).not.toBe(a);
+  });
+  it('the iptables backend is one chain per family: return for other sources, the cluster and multicast, else masquerade', () => {
+    const { payload, digest } = iptablesPayload('2001:db8:1::/64', ['203.0.113.0/24', '2001:db8::/48']);
+    expect(payload.split('\n')).toEqual([
+      '*nat',
+      ':CNI-TS-MASQ - [0:0]',
+      `-A CNI-TS-MASQ -m comment --comment "cni-install ${digest}" ! -s 2001:db8:1::/64 -j RETURN`,
+      '-A CNI-TS-MASQ -d 2001:db8::/48 -j RETURN',
+      '-A CNI-TS-MASQ -d ff00::/8 -j RETURN',
+      '-A CNI-TS-MASQ -j MASQUERADE',
+      'COMMIT',
+      '',
+    ]);
+    expect(iptablesPayload('2001:db8:1::/64', ['2001:db8::/47']).digest).not.toBe(digest);
   });
 });
 

@@ -18,7 +18,8 @@ jest.setTimeout(180_000);
 const SPECS: NodeSpec[] = [
   { name: 'node-a', ip: '192.0.2.11', ip6: '2001:db8:4b::11', podCidrs: ['203.0.113.0/26', '2001:db8:4d:1::/64'] },
   { name: 'node-b', ip: '192.0.2.12', ip6: '2001:db8:4b::12', podCidrs: ['203.0.113.64/26', '2001:db8:4d:2::/64'] },
-  { name: 'node-c', ip: '192.0.2.13', ip6: '2001:db8:4b::13', podCidrs: ['203.0.113.128/26', '2001:db8:4d:3::/64'] },
+  // node-c masquerades with the iptables backend, the others with nftables.
+  { name: 'node-c', ip: '192.0.2.13', ip6: '2001:db8:4b::13', podCidrs: ['203.0.113.128/26', '2001:db8:4d:3::/64'], flags: ['--masquerade-backend', 'iptables'] },
 ];
 const WHOAMI = 8080;
 const HOST_PORT = 30080;
@@ -73,6 +74,17 @@ maybe('multi-node pod network installed by cni-install', () => {
       expect(routes.map((r: any) => `${r.dst} via ${r.gateway}`).sort()).toEqual(want.sort());
 
       const nft = await s.exec('nft', ['list', 'table', 'inet', 'cni_ts_masq'], { ns: n.ns });
+      if (n.flags?.includes('iptables')) {
+        expect(nft.code).not.toBe(0);
+        const v4 = (await s.exec('iptables', ['-t', 'nat', '-S', 'CNI-TS-MASQ'], { ns: n.ns })).stdout;
+        const v6 = (await s.exec('ip6tables', ['-t', 'nat', '-S', 'CNI-TS-MASQ'], { ns: n.ns })).stdout;
+        expect(v4).toContain(`! -s ${n.podCidrs![0]} -m comment`);
+        // The cluster CIDRs default to the union of every node's pod CIDRs.
+        for (const o of SPECS) expect(v4).toContain(`-d ${o.podCidrs![0]} -j RETURN`);
+        expect(v6).toContain(`! -s ${n.podCidrs![1]} -m comment`);
+        expect((await s.exec('iptables', ['-t', 'nat', '-C', 'POSTROUTING', '-m', 'comment', '--comment', 'cni-install: masquerade pod traffic leaving the cluster', '-j', 'CNI-TS-MASQ'], { ns: n.ns })).code).toBe(0);
+        continue;
+      }
       expect(nft.stdout).toContain(`ip saddr ${n.podCidrs![0]} ip daddr != @cluster4`);
       expect(nft.stdout).toContain(`ip6 saddr ${n.podCidrs![1]} ip6 daddr != @cluster6`);
       // The cluster CIDRs default to the union of every node's pod CIDRs; nft merges the adjacent ones.
@@ -80,8 +92,11 @@ maybe('multi-node pod network installed by cni-install', () => {
     }
   });
 
-  it('a second run on an unchanged node changes nothing', async () => {
-    const n = nodes[0]!;
+  it.each([
+    ['node-a (nftables)', 0],
+    ['node-c (iptables)', 2],
+  ])('a second run on an unchanged node changes nothing: %s', async (_, i) => {
+    const n = nodes[i]!;
     const conf = join(n.confDir, '10-cni-ts.conflist');
     const before = [statSync(conf).ino, statSync(conf).mtimeMs, statSync(join(n.binDir, 'bridge')).ino];
     const r = await c.install(n);
