@@ -1,6 +1,7 @@
 /**
  * host-local against the Go reference, interleaved (ours, Go, ours, Go, ...) so machine drift hits both alike:
- *  1. wall time of 80 ADDs launched at once on an empty /24 (a fresh data directory per round);
+ *  1. wall time of 80 ADDs launched at once on an empty /24 (a fresh data directory per round), and of 80 VERSIONs
+ *     (the floor: starting the processes);
  *  2. one ADD (and its DEL) in a 99%-full /16, each implementation on its own identical copy of the directory;
  *  3. our ADD in a 99%-full /16 right after a Go ADD in the same directory (our owner journal rebuilds).
  * Usage: node build/run-ts.mjs benchmarks/host-local-bench.ts [ROUNDS]   (needs /usr/lib/cni/host-local)
@@ -38,11 +39,12 @@ function runAsync(cmd: string, input: string, e: NodeJS.ProcessEnv): Promise<num
   });
 }
 
-async function parallelAdds(bin: string, n: number, round: number): Promise<number> {
+/** 80 processes at once; VERSION is the floor (process start only), ADD adds the lock and the files. */
+async function parallel(bin: string, command: 'ADD' | 'VERSION', n: number, round: number): Promise<number> {
   const dataDir = join(work, `par-${round}-${bin === GO ? 'go' : 'ts'}`);
   const input = conf(dataDir, '198.51.100.0/24');
   const t = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: n }, (_, i) => runAsync(bin, input, env('ADD', `par-${i}`))));
+  await Promise.all(Array.from({ length: n }, (_, i) => runAsync(bin, input, env(command, `par-${i}`))));
   const ms = Number(process.hrtime.bigint() - t) / 1e6;
   rmSync(dataDir, { recursive: true, force: true });
   return ms;
@@ -61,10 +63,12 @@ function fill(dataDir: string): void {
 }
 
 async function main() {
-  const par = { ours: [] as number[], go: [] as number[] };
+  const par = { ours: [] as number[], go: [] as number[], oursVersion: [] as number[], goVersion: [] as number[] };
   for (let r = 0; r < rounds; r++) {
-    par.ours.push(await parallelAdds(OURS, 80, r));
-    par.go.push(await parallelAdds(GO, 80, r));
+    par.ours.push(await parallel(OURS, 'ADD', 80, r));
+    par.go.push(await parallel(GO, 'ADD', 80, r));
+    par.oursVersion.push(await parallel(OURS, 'VERSION', 80, r));
+    par.goVersion.push(await parallel(GO, 'VERSION', 80, r));
   }
 
   const tsDir = join(work, 'full-ts');
@@ -95,6 +99,7 @@ async function main() {
   console.log(
     table([
       row('80 parallel ADDs, wall time', par.ours, par.go),
+      row('80 parallel VERSIONs (process start only)', par.oursVersion, par.goVersion),
       row('ADD in a 99%-full /16', full.ourAdd, full.goAdd),
       row('DEL in a 99%-full /16', full.ourDel, full.goDel),
       row('ADD in a 99%-full /16 right after a Go ADD there', full.ourAfterGo, full.goAdd),
