@@ -64,7 +64,7 @@ export async function installBinaries(sourceDir: string, binDir: string, names: 
     if (prior) {
       const p = identity(join(binDir, prior));
       if (d && d.key === p.key) continue;
-      // Same content as a file we already placed: one more name for it (falls back to a copy across devices).
+      // Same content as a file we already placed: one more name for it (a copy where the file system has no hard links).
       try {
         linkAtomic(join(binDir, prior), dst);
         changes.push({ name, action: 'linked' });

@@ -65,6 +65,7 @@ export function linkAtomic(existing: string, target: string): void {
     rmSync(tmp, { force: true });
     throw e;
   }
+  fsyncPath(dirname(target));
 }
 
 export function sha256File(path: string): Promise<string> {
