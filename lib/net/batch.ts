@@ -82,10 +82,3 @@ export function startTolerantBatch(opts: Omit<RunOptions, 'input'> = {}): Tolera
     abort: () => p.abort(),
   };
 }
-
-/** Runs all lines in one `ip -force -batch`; see TolerantBatch.done. */
-export function ipBatchTolerant(lines: readonly BatchLine[], opts: Omit<RunOptions, 'input'> = {}): Promise<Set<number>> {
-  const b = startTolerantBatch(opts);
-  b.add(lines);
-  return b.done();
-}

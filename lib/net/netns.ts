@@ -32,7 +32,7 @@ export function netnsExists(path: string): boolean {
 }
 
 /** The shell fragment that writes the sysctls: required ones chained with &&, best-effort ones never failing. */
-export function sysctlCommands(w: NetnsWork): string {
+function sysctlCommands(w: NetnsWork): string {
   const parts = (w.bestEffortSysctls ?? []).map((s) => `{ ${sysctlScript([s])}; } 2>/dev/null`);
   if (w.sysctls?.length) parts.push(sysctlScript(w.sysctls));
   // `true` keeps the line valid when there is nothing to write, and the last best-effort part from failing it.

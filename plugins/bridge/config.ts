@@ -17,7 +17,7 @@ const vlanId = z.int().check(z.gte(1), z.lte(4094));
 
 const VlanTrunkItem = z.looseObject({ minID: z.optional(vlanId), maxID: z.optional(vlanId), id: z.optional(vlanId) });
 
-export const BridgeConfSchema = z.looseObject({
+const BridgeConfSchema = z.looseObject({
   name: z.string(),
   bridge: z.optional(ifname),
   isGateway: z.optional(z.boolean()),
@@ -39,7 +39,6 @@ export const BridgeConfSchema = z.looseObject({
   args: z.optional(z.looseObject({ cni: z.optional(z.looseObject({ mac: z.optional(mac) })) })),
   runtimeConfig: z.optional(z.looseObject({ mac: z.optional(mac) })),
 });
-export type BridgeConfRaw = z.infer<typeof BridgeConfSchema>;
 
 /** The config with defaults applied and derived values resolved. */
 export interface BridgeConf {
@@ -70,7 +69,7 @@ export interface BridgeConf {
   mac?: string;
 }
 
-function trunkVlans(items: BridgeConfRaw['vlanTrunk']): number[] {
+function trunkVlans(items: z.infer<typeof BridgeConfSchema>['vlanTrunk']): number[] {
   const ids = new Set<number>();
   (items ?? []).forEach((t, i) => {
     const where = `vlanTrunk[${i}]`;

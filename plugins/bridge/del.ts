@@ -19,7 +19,7 @@ import { loadConf, type BridgeConf } from './config';
 const gone = (e: unknown) => e instanceof ExecError && /Cannot find device|does not exist/.test(e.result?.stderr ?? e.message);
 
 /** The host veth of this attachment, if it is still there. */
-export function findHostVeth(conf: BridgeConf, a: Pick<CmdArgs, 'containerID' | 'ifname'>, prev?: Result): string | undefined {
+function findHostVeth(conf: BridgeConf, a: Pick<CmdArgs, 'containerID' | 'ifname'>, prev?: Result): string | undefined {
   const alias = attachmentAlias(a.containerID, a.ifname);
   for (let attempt = 0; attempt < VETH_NAME_ATTEMPTS; attempt++) {
     const name = hostVethName(a.containerID, a.ifname, attempt);

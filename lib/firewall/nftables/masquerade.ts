@@ -28,7 +28,7 @@ export function ruleComment(network: string, ifname: string, containerID: string
 }
 
 /** The rule text for each address, as `nft list` prints it back (for CHECK). */
-export function ruleBodies(addresses: string[]): string[] {
+function ruleBodies(addresses: string[]): string[] {
   return addresses.map((a) => {
     const c = parseCidr(a);
     if (!c) throw new CniError(ErrorCode.InvalidConfig, `masquerade: "${a}" is not an address with prefix length`);
