@@ -11,7 +11,7 @@ import { validateIfname, type Command } from '../skel';
 import { NAME_PATTERN, type Attachment } from '../types/netconf';
 import { convertResult } from '../types/result';
 import { versionAtLeast } from '../version';
-import { cachedAttachments, cacheEntry, DEFAULT_CACHE_DIR, readCached, readCachedResult, removeCache, writeCache, type CachedAttachment } from './cache';
+import { cachedAttachments, cacheEntry, DEFAULT_CACHE_DIR, readCached, removeCache, writeCache, type CachedAttachment } from './cache';
 import type { NetworkConfigList } from './conf';
 import { callPlugin, describePlugin } from './exec';
 import { pluginConfig, pluginEnv, type RuntimeConf } from './request';
@@ -97,11 +97,6 @@ export class CniRuntime {
         process.stderr.write(`cleanup after the failed ADD: ${(e as Error).message}\n`);
       }
     }
-  }
-
-  /** The cached ADD result in the list's version, or undefined. */
-  cachedResult(list: NetworkConfigList, rt: RuntimeConf): Result | undefined {
-    return readCachedResult(this.cacheDir, list.name, rt, list.cniVersion);
   }
 
   /**
