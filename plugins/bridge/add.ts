@@ -80,7 +80,7 @@ function explainBatchError(e: unknown, a: CmdArgs, hostVeth: string): unknown {
 }
 
 export async function add(a: CmdArgs): Promise<Result> {
-  const conf = loadConf(a.raw, a.args);
+  const conf = loadConf(a.raw, a.args, true);
   preflight(conf, a);
   const alias = attachmentAlias(a.containerID, a.ifname);
   const hostVeth = pickHostVeth(a, alias);

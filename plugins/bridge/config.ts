@@ -87,7 +87,11 @@ function trunkVlans(items: z.infer<typeof BridgeConfSchema>['vlanTrunk']): numbe
 
 const dnsSet = (d: DNS | undefined) => !!d && (d.nameservers !== undefined || d.search !== undefined || d.options !== undefined || !!d.domain);
 
-export function loadConf(raw: Record<string, unknown>, args: CniArgs): BridgeConf {
+/**
+ * `forAdd`: also enforce the rules about combining settings. Other commands only need the settings to be
+ * readable: a DEL must be able to clean up after any config, or a runtime retries it forever.
+ */
+export function loadConf(raw: Record<string, unknown>, args: CniArgs, forAdd = false): BridgeConf {
   const c = parseWith(BridgeConfSchema, raw);
   const envMac = pickArgs(args, ['MAC', 'IP'] as const).MAC;
   if (envMac !== undefined && macProblem(envMac)) throw configError(`CNI_ARGS MAC: ${macProblem(envMac)} (got "${envMac}")`);
@@ -95,16 +99,16 @@ export function loadConf(raw: Record<string, unknown>, args: CniArgs): BridgeCon
 
   const ipam = c.ipam ?? {};
   const ipamType = ipam.type || undefined;
-  if (!ipamType && Object.keys(ipam).some((k) => k !== 'type')) {
+  if (forAdd && !ipamType && Object.keys(ipam).some((k) => k !== 'type')) {
     throw configError(`ipam.type: required when ipam has settings (got ipam ${JSON.stringify(ipam).slice(0, 80)}); use "ipam": {} for L2-only mode`);
   }
-  if (ipamType && c.disableContainerInterface) {
+  if (forAdd && ipamType && c.disableContainerInterface) {
     throw configError(`disableContainerInterface: cannot be true when ipam.type is set (got ipam.type "${ipamType}")`);
   }
-  if (c.hairpinMode && c.promiscMode) throw configError('hairpinMode and promiscMode: cannot both be true');
+  if (forAdd && c.hairpinMode && c.promiscMode) throw configError('hairpinMode and promiscMode: cannot both be true');
   const vlanTrunk = trunkVlans(c.vlanTrunk);
   const vlan = c.vlan ?? 0;
-  if ((vlan || vlanTrunk.length) && (c.isGateway || c.isDefaultGateway)) {
+  if (forAdd && (vlan || vlanTrunk.length) && (c.isGateway || c.isDefaultGateway)) {
     // The reference makes a `<bridge>.<vlan>` veth for the gateway; we do not (yet): refuse rather than half-do it.
     throw configError(`isGateway: not supported together with vlan/vlanTrunk by this bridge plugin (got vlan ${vlan})`);
   }

@@ -1,11 +1,12 @@
 /**
  * DEL: idempotent and complete without the netns, the interface or its addresses. The host veth is found by
  * its derived name (checked against its alias) or prevResult's name; deleting it deletes the container end.
- * Masquerade rules are removed from the addresses in prevResult, or found by their chain and comments.
+ * Masquerade rules are removed from the addresses in prevResult, or found by their chain and comments, in the
+ * configured backend and (found by name only) in the other one.
  * IPAM, the veth, the rules and the spoof check are independent, so they run in parallel.
  */
 import { ExecError, ipBatch } from '../../lib/exec';
-import { firewall } from '../../lib/firewall/select';
+import { firewall, onPath } from '../../lib/firewall/select';
 import { delegateDel } from '../../lib/invoke';
 import { batchWord } from '../../lib/net/batch';
 import { linkState } from '../../lib/net/link';
@@ -59,8 +60,12 @@ export async function del(a: CmdArgs): Promise<void> {
   const steps: Array<Promise<unknown>> = [deleteVeth(conf, a)];
   if (conf.ipamType) steps.push(delegateDel(conf.ipamType, { stdin: a.stdin, env: a.env, path: a.path, field: 'ipam.type' }));
   if (conf.ipMasq && conf.ipamType) {
-    const addresses = containerAddresses(a.prevResult, a.ifname);
-    steps.push(firewall(conf.ipMasqBackend).delMasquerade({ network: conf.network, containerID: a.containerID, ifname: a.ifname, addresses }));
+    const key = { network: conf.network, containerID: a.containerID, ifname: a.ifname };
+    const fw = firewall(conf.ipMasqBackend);
+    steps.push(fw.delMasquerade({ ...key, addresses: containerAddresses(a.prevResult, a.ifname) }));
+    // The attachment may date from another ipMasqBackend: look there too (by name only, one cheap probe).
+    const other = fw.name === 'iptables' ? 'nftables' : 'iptables';
+    if (onPath(other === 'iptables' ? 'iptables' : 'nft')) steps.push(firewall(other).delMasquerade({ ...key, addresses: [] }));
   }
   if (conf.macSpoofChk) steps.push(teardownSpoofCheck(a.containerID, a.ifname));
   const settled = await Promise.allSettled(steps);

@@ -118,6 +118,16 @@ d.each(BACKENDS)('bridge lifecycle (%s)', (backend) => {
     });
   });
 
+  test('DEL under the other ipMasqBackend still removes the rules', async () => {
+    await withSandbox(async (s) => {
+      const { bridge, conf, ns, result } = await setup(s, backend);
+      const other = { ...conf, ipMasqBackend: backend === 'iptables' ? 'nftables' : 'iptables' };
+      const r = await call(s, 'DEL', withPrev(other, result), 'life1', ns);
+      expect(r.code).toBe(0);
+      await expectClean(s, bridge);
+    });
+  });
+
   test11('GC removes the rules of attachments that are not listed and keeps the others', async () => {
     await withSandbox(async (s) => {
       const { conf, result } = await setup(s, backend);

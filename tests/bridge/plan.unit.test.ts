@@ -13,7 +13,7 @@ import { containerAddresses } from '../../plugins/bridge/del';
 import { conflictingAddresses, defaultGateway, planAdd, withGateways, type AddInput } from '../../plugins/bridge/plan';
 
 const raw = (extra: Record<string, unknown> = {}) => ({ cniVersion: '1.1.0', name: 'net1', type: 'bridge', ipam: { type: 'host-local' }, ...extra });
-const conf = (extra: Record<string, unknown> = {}, args = '') => loadConf(raw(extra), parseCniArgs(args));
+const conf = (extra: Record<string, unknown> = {}, args = '') => loadConf(raw(extra), parseCniArgs(args), true);
 const code = (f: () => unknown) => {
   try {
     f();
@@ -55,6 +55,12 @@ describe('config', () => {
     const [c, m] = code(() => conf(extra));
     expect(c).toBe(7);
     expect(m).toContain(field);
+  });
+  test('rules about combining settings apply to ADD only (DEL must clean up after any config)', () => {
+    const bad = raw({ hairpinMode: true, promiscMode: true, disableContainerInterface: true });
+    expect(code(() => loadConf(bad, parseCniArgs(''), true))[0]).toBe(7);
+    expect(code(() => loadConf(bad, parseCniArgs('')))[0]).toBe(0);
+    expect(code(() => loadConf(raw({ mtu: 'x' }), parseCniArgs('')))[0]).toBe(7);
   });
   test('dns in config is kept only when it sets something', () => {
     expect(conf({ dns: {} }).dns).toBeUndefined();

@@ -5,9 +5,9 @@
  * every rule commented `name: "<network>" id: "<containerID>"`.
  *
  * Each change is one `iptables-restore --noflush` per family. DEL removes the POSTROUTING rules by their exact
- * text (rebuilt from the addresses in prevResult); when there are no addresses, or a rule is already gone (the
- * restore is atomic and fails as a whole), it lists POSTROUTING alone and deletes the rules that jump to the
- * attachment's chain. GC lists POSTROUTING and reads network and container from the comments.
+ * text (rebuilt from the addresses in prevResult); when there are no addresses (after checking the chain exists),
+ * or a rule is already gone (the restore is atomic and fails as a whole), it lists POSTROUTING alone and deletes
+ * the rules that jump to the attachment's chain. GC lists POSTROUTING and reads network and container from the comments.
  */
 import { createHash } from 'node:crypto';
 import { CniError, ErrorCode } from '../../errors';
@@ -103,6 +103,9 @@ async function delFamily(f: Family, chain: string, comment: string, ips: string[
   if (ips.length) {
     const fast = await iptablesRestore(f, delPayload(chain, ips.map((ip) => `-D ${jumpRule(ip, { chain, comment })}`)), { allowFailure: true });
     if (fast.code === 0) return;
+  } else if (!(await chainExists(f, chain))) {
+    // Rules can only jump to a chain that exists: no chain, nothing of this attachment in POSTROUTING.
+    return;
   }
   // No addresses, or a rule was already gone: find what really jumps to the chain.
   const listing = await listPostrouting(f);
