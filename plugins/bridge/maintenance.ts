@@ -2,6 +2,7 @@
 import { CniError, ErrorCode } from '../../lib/errors';
 import { firewall, onPath } from '../../lib/firewall/select';
 import { delegateGC, delegateStatus } from '../../lib/invoke';
+import { hasNetAdmin } from '../../lib/net/caps';
 import { linkState } from '../../lib/net/link';
 import type { CmdArgs } from '../../lib/skel';
 import { validAttachments } from '../../lib/types/netconf';
@@ -13,6 +14,7 @@ export async function status(a: CmdArgs): Promise<void> {
   const conf = loadConf(a.raw, a.args);
   const br = linkState(conf.bridge);
   if (br && !br.isBridge) throw new CniError(ErrorCode.PluginNotAvailable, `bridge "${conf.bridge}" exists and is not a bridge: no container can be attached`);
+  if (!hasNetAdmin()) throw new CniError(ErrorCode.PluginNotAvailable, 'this process lacks CAP_NET_ADMIN: it cannot create bridges or veth pairs');
   if (conf.ipMasq && conf.ipamType) {
     const fw = firewall(conf.ipMasqBackend);
     if (!(await fw.available())) throw new CniError(ErrorCode.PluginNotAvailable, `ipMasq: the ${fw.name} backend does not work here`);
