@@ -63,6 +63,25 @@ d('bridge config errors', () => {
     });
   });
 
+  test('a bad IPAM config is IPAM\'s code 7; nothing is left, whether the bridge is new or already there', async () => {
+    await withSandbox(async (s) => {
+      const bridge = uniqueName('cbr');
+      const bad = { ...bridgeConf(s, { bridge, v4: '192.0.2.0/24' }), ipam: { type: 'host-local', dataDir: `${s.dir}/ipam-data`, ranges: [[{ subnet: 'nonsense' }]] } };
+      const ns = await s.container();
+      const before = await hostLinks(s);
+      const r1 = await call(s, 'ADD', bad, 'ipambad', ns);
+      expect(r1.json).toMatchObject({ code: 7, msg: expect.stringContaining('subnet') });
+      expect(await hostLinks(s)).toEqual(before);
+      const good = await call(s, 'ADD', bridgeConf(s, { bridge, v4: '192.0.2.0/24' }), 'ipamgood', await s.container());
+      expect(good.code).toBe(0);
+      const during = await hostLinks(s);
+      const r2 = await call(s, 'ADD', bad, 'ipambad', ns);
+      expect(r2.json).toMatchObject({ code: 7 });
+      expect(await hostLinks(s)).toEqual(during);
+      expect((await s.exec('ip', ['-o', 'link', 'show'], { ns })).stdout).not.toContain('eth0');
+    });
+  });
+
   test('a bridge name taken by a device that is not a bridge: code 7, nothing created', async () => {
     await withSandbox(async (s) => {
       const ns = await s.container();
