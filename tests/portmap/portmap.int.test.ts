@@ -3,7 +3,7 @@
  * external namespace, through 127.0.0.1, from another container and from the container itself; UDP handover;
  * hostIP; IPv6; CHECK; DEL idempotence and cleanup; GC; input errors that create nothing.
  */
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { attachmentHash } from '../../lib/firewall/iptables/hostport-rules';
 import { canUseNetns, IS_REFERENCE, PLUGIN_DIR, withSandbox } from '../helpers/netns';
@@ -156,6 +156,36 @@ run('portmap over %s', (backend) => {
         expect(left).toContain(backend === 'iptables' ? 'CNI-HOSTPORT-DNAT' : 'cni_portmap');
       }),
     );
+  });
+
+  test('DEL with fewer mappings than ADD had still removes everything of the container', async () => {
+    await withSandbox((s) =>
+      withBed(s, backend, async (b) => {
+        const a = await b.container('pm-dm');
+        const maps = [TCP, UDP, { hostPort: 18443, containerPort: 443, protocol: 'tcp', hostIP: NET.host4 }];
+        expect((await b.portmap('ADD', 'pm-dm', b.portmapConf('pm-dm', maps), a.ns)).code).toBe(0);
+        expect((await b.portmap('DEL', 'pm-dm', b.portmapConf('pm-dm', [TCP]), a.ns)).code).toBe(0);
+        expect(mentions(await b.natRules(), b.network, 'pm-dm', maps.map((m) => m.hostPort))).toEqual([]);
+      }),
+    );
+  });
+
+  test('STATUS succeeds where the backend works and is 50 when no backend can be used', async () => {
+    await withSandbox(async (s) => {
+      const conf = { cniVersion: '1.1.0', name: 'pmstatus', type: 'portmap', backend };
+      const ok = await s.plugin('portmap', { command: 'STATUS', conf });
+      expect(ok.stdout).toBe('');
+      expect(ok.code).toBe(0);
+      // A PATH with `ip` (to enter the namespace) but neither iptables nor nft.
+      const bin = `${s.dir}/bin`;
+      mkdirSync(bin);
+      symlinkSync('/bin/ip', `${bin}/ip`);
+      for (const c of [conf, { ...conf, backend: undefined }]) {
+        const r = await s.plugin('portmap', { command: 'STATUS', conf: c, env: { PATH: bin } });
+        expect(r.code).not.toBe(0);
+        expect(r.json).toMatchObject({ code: 50, msg: expect.stringContaining('no usable firewall backend') });
+      }
+    });
   });
 
   test('GC removes the mappings of attachments that are not valid and keeps the valid ones', async () => {
