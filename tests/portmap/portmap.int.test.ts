@@ -109,6 +109,12 @@ run('portmap over %s', (backend) => {
         const ok = await b.portmap('CHECK', 'pm-chk', conf, a.ns);
         expect(ok.stdout).toBe('');
         expect(ok.code).toBe(0);
+        // An IPv4-only container (the Go portmap 1.1.1 fails this CHECK).
+        const v4 = await b.container('pm-chk4');
+        const prev4 = b.portmapConf('pm-chk4', []).prevResult as { ips: Array<{ address: string }> };
+        const conf4 = { ...b.portmapConf('pm-chk4', [{ ...TCP, hostPort: 18081 }]), prevResult: { ...prev4, ips: prev4.ips.filter((i) => !i.address.includes(':')) } };
+        expect((await b.portmap('ADD', 'pm-chk4', conf4, v4.ns)).code).toBe(0);
+        expect(await b.portmap('CHECK', 'pm-chk4', conf4, v4.ns)).toMatchObject({ code: 0, stdout: '' });
         if (backend === 'iptables') {
           const chain = `CNI-DN-${attachmentHash(b.network, 'pm-chk', 21)}`;
           const ip4 = (b.portmapConf('pm-chk', []).prevResult as { ips: Array<{ address: string }> }).ips[0]!.address.split('/')[0];
@@ -186,6 +192,28 @@ run('portmap over %s', (backend) => {
         expect(r.json).toMatchObject({ code: 50, msg: expect.stringContaining('no usable firewall backend') });
       }
     });
+  });
+
+  test('concurrent first ADDs on a fresh host set the shared rules up exactly once', async () => {
+    await withSandbox((s) =>
+      withBed(s, backend, async (b) => {
+        const ids = ['pm-c1', 'pm-c2', 'pm-c3', 'pm-c4'];
+        const nets = await Promise.all(ids.map((id) => b.container(id)));
+        const rs = await Promise.all(ids.map((id, i) => b.portmap('ADD', id, b.portmapConf(id, [{ ...TCP, hostPort: 18100 + i }]), nets[i]!.ns)));
+        expect(rs.map((r) => r.code)).toEqual([0, 0, 0, 0]);
+        const rules = (await b.natRules()).split('\n');
+        const count = (re: RegExp) => rules.filter((l) => re.test(l)).length;
+        if (backend === 'iptables') {
+          expect(count(/^-A PREROUTING .*-j CNI-HOSTPORT-DNAT$/)).toBe(2); // one per family
+          expect(count(/^-A POSTROUTING .*-j CNI-HOSTPORT-MASQ$/)).toBe(2);
+          expect(count(/^-A CNI-HOSTPORT-SETMARK /)).toBe(2);
+        } else {
+          expect(count(/fib daddr type local jump hostports/)).toBe(2); // prerouting and output
+          expect(count(/masquerade$/)).toBe(1);
+        }
+        for (const [i, id] of ids.entries()) expect((await b.portmap('CHECK', id, b.portmapConf(id, [{ ...TCP, hostPort: 18100 + i }]), nets[i]!.ns)).code).toBe(0);
+      }),
+    );
   });
 
   test('GC removes the mappings of attachments that are not valid and keeps the valid ones', async () => {

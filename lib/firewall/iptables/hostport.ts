@@ -6,6 +6,7 @@
 import { CniError, ErrorCode, internalError } from '../../errors';
 import { ExecError, iptablesRestore, run } from '../../exec';
 import type { Family } from '../../ip';
+import { withLock } from '../../lock';
 import type { AttachmentKey, HostportRequest } from '../driver';
 import {
   addPayload,
@@ -26,14 +27,19 @@ import {
 const iptables = (family: Family) => (family === 4 ? 'iptables' : 'ip6tables');
 const nat = (family: Family, args: string[]) => run(iptables(family), ['-w', '10', '-t', 'nat', ...args], { allowFailure: true });
 
+/** Serializes the slow path, so that concurrent first ADDs do not both append the shared rules. */
+const SETUP_LOCK = '/run/cni-portmap-iptables.lock';
+
 /** Creates the shared chains and rules that are missing (once per host, or after someone removed them). */
-async function setupShared(r: HostportRequest, family: Family): Promise<void> {
-  // -N fails when the chain exists, which is the usual case here.
-  await Promise.all(sharedChains(r).map((c) => nat(family, ['-N', c])));
-  const rules = sharedRules(r);
-  const present = await Promise.all(rules.map((s) => nat(family, ['-C', s.chain, ...s.args]).then((x) => x.code === 0)));
-  const missing = rules.filter((_, i) => !present[i]);
-  if (missing.length) await iptablesRestore(family, sharedSetupPayload(missing));
+function setupShared(r: HostportRequest, family: Family): Promise<void> {
+  return withLock(SETUP_LOCK, async () => {
+    // -N fails when the chain exists, which is the usual case here.
+    await Promise.all(sharedChains(r).map((c) => nat(family, ['-N', c])));
+    const rules = sharedRules(r);
+    const present = await Promise.all(rules.map((s) => nat(family, ['-C', s.chain, ...s.args]).then((x) => x.code === 0)));
+    const missing = rules.filter((_, i) => !present[i]);
+    if (missing.length) await iptablesRestore(family, sharedSetupPayload(missing));
+  });
 }
 
 export async function addHostports(r: HostportRequest): Promise<void> {
