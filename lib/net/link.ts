@@ -1,9 +1,12 @@
 /**
- * What the kernel has for a link in our own namespace, read from /sys/class/net without starting a process.
- * (Only valid in the namespace this process runs in: /sys does not follow nsenter.)
+ * Links in our own namespace: their state read from /sys/class/net without starting a process (only valid in
+ * the namespace this process runs in: /sys does not follow nsenter), and the few single-step changes outside
+ * the batched paths (undo, DEL, forceAddress).
  */
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
+import { ExecError, ipBatch, run } from '../exec';
+import { batchWord } from './batch';
 
 const sys = (name: string, attr: string) => `/sys/class/net/${name}/${attr}`;
 
@@ -62,3 +65,20 @@ export function linkState(name: string): LinkState | undefined {
 }
 
 export const linkExists = (name: string) => existsSync(sys(name, 'ifindex'));
+
+/** The link's addresses with prefix length ("192.0.2.1/24"), from one `ip -o addr show`. */
+export async function linkAddresses(name: string): Promise<string[]> {
+  const r = await run('ip', ['-o', 'addr', 'show', 'dev', batchWord(name)]);
+  return [...r.stdout.matchAll(/ inet6? (\S+)/g)].map((m) => m[1]!);
+}
+
+export async function deleteAddresses(name: string, cidrs: readonly string[]): Promise<void> {
+  await ipBatch(cidrs.map((c) => `addr del ${c} dev ${batchWord(name)}`));
+}
+
+/** Deletes a link in our namespace; a link that is already gone is fine (DEL and undo are idempotent). */
+export async function deleteLink(name: string): Promise<void> {
+  await ipBatch([`link del dev ${batchWord(name)}`]).catch((e: unknown) => {
+    if (!(e instanceof ExecError && /Cannot find device|does not exist/.test(e.result?.stderr ?? e.message))) throw e;
+  });
+}

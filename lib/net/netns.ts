@@ -5,7 +5,7 @@
  */
 import { statSync } from 'node:fs';
 import { ExecError, start, type RunResult } from '../exec';
-import { failedLine } from './batch';
+import { batchWord, failedLine } from './batch';
 import { sysctlScript } from './sysctl';
 
 export type Sysctl = readonly [string, string | number];
@@ -79,4 +79,11 @@ export function startInNetns(netns: string, ipOptions: string[] = []): NetnsSess
 export async function inNetns(netns: string, w: NetnsWork): Promise<RunResult> {
   if (!w.batch?.length && !w.sysctls?.length && !w.bestEffortSysctls?.length) return { code: 0, stdout: '', stderr: '' };
   return startInNetns(netns, w.ipOptions).run(w);
+}
+
+/** Deletes a link inside a namespace; a link that is already gone is fine. */
+export async function deleteLinkInNetns(netns: string, name: string): Promise<void> {
+  await inNetns(netns, { batch: [`link del dev ${batchWord(name)}`] }).catch((e: unknown) => {
+    if (!(e instanceof ExecError && /Cannot find device|does not exist/.test(e.result?.stderr ?? e.message))) throw e;
+  });
 }

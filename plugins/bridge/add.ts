@@ -6,11 +6,11 @@
  * (withIpamAdd releases the reservation); a bridge we created stays, as others may share it.
  */
 import { configError, envError, CniError, ErrorCode } from '../../lib/errors';
-import { ExecError, ipBatch, run } from '../../lib/exec';
+import { ExecError, run } from '../../lib/exec';
 import { firewall, onPath } from '../../lib/firewall/select';
 import { findInPath, withIpamAdd } from '../../lib/invoke';
 import { batchWord, startTolerantBatch } from '../../lib/net/batch';
-import { linkExists, linkState } from '../../lib/net/link';
+import { deleteAddresses, deleteLink, linkAddresses, linkExists, linkState } from '../../lib/net/link';
 import { randomMac } from '../../lib/net/mac';
 import { attachmentAlias, hostVethName, VETH_NAME_ATTEMPTS } from '../../lib/net/names';
 import { netnsExists, startInNetns } from '../../lib/net/netns';
@@ -54,22 +54,17 @@ function pickHostVeth(a: CmdArgs, alias: string): string {
   throw new CniError(ErrorCode.Internal, `no free host veth name for ${a.containerID}/${a.ifname} after ${VETH_NAME_ATTEMPTS} attempts`);
 }
 
-async function bridgeAddresses(bridge: string): Promise<string[]> {
-  const r = await run('ip', ['-o', 'addr', 'show', 'dev', bridge]);
-  return [...r.stdout.matchAll(/ inet6? (\S+)/g)].map((m) => m[1]!);
-}
-
 /** forceAddress semantics, checked only when this ADD put a gateway on the bridge (rare: not on the hot path). */
 async function settleGatewayConflicts(conf: BridgeConf, plan: AddPlan, existed: Set<number>): Promise<void> {
   const added = [...plan.gatewayLines].filter(([i]) => !existed.has(i)).map(([, gw]) => gw);
   if (!added.length) return;
-  const conflicts = conflictingAddresses(await bridgeAddresses(conf.bridge), plan.gateways);
+  const conflicts = conflictingAddresses(await linkAddresses(conf.bridge), plan.gateways);
   if (!conflicts.length) return;
   if (!conf.forceAddress) {
-    await ipBatch(added.map((gw) => `addr del ${gw} dev ${batchWord(conf.bridge)}`)).catch(() => undefined);
+    await deleteAddresses(conf.bridge, added).catch(() => undefined);
     throw configError(`bridge "${conf.bridge}" already has address ${conflicts.join(', ')}, different from gateway ${plan.gateways.join(', ')} (set forceAddress to replace it)`);
   }
-  await ipBatch(conflicts.map((c) => `addr del ${c} dev ${batchWord(conf.bridge)}`));
+  await deleteAddresses(conf.bridge, conflicts);
 }
 
 function explainBatchError(e: unknown, a: CmdArgs, hostVeth: string): unknown {
@@ -107,7 +102,7 @@ export async function add(a: CmdArgs): Promise<Result> {
   const inContainer = conf.ipamType || !conf.disableContainerInterface ? startInNetns(a.netns) : undefined;
   const undo: Array<() => Promise<unknown>> = [
     async () => {
-      if (linkExists(hostVeth)) await ipBatch([`link del dev ${hostVeth}`]);
+      if (linkExists(hostVeth)) await deleteLink(hostVeth);
     },
   ];
 

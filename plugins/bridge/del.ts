@@ -5,19 +5,15 @@
  * configured backend and (found by name only) in the other one.
  * IPAM, the veth, the rules and the spoof check are independent, so they run in parallel.
  */
-import { ExecError, ipBatch } from '../../lib/exec';
 import { firewall, onPath } from '../../lib/firewall/select';
 import { delegateDel } from '../../lib/invoke';
-import { batchWord } from '../../lib/net/batch';
-import { linkState } from '../../lib/net/link';
+import { deleteLink, linkState } from '../../lib/net/link';
 import { attachmentAlias, hostVethName, VETH_NAME_ATTEMPTS } from '../../lib/net/names';
-import { inNetns, netnsExists } from '../../lib/net/netns';
+import { deleteLinkInNetns, netnsExists } from '../../lib/net/netns';
 import { teardownSpoofCheck } from '../../lib/net/spoofcheck';
 import type { CmdArgs } from '../../lib/skel';
 import type { Result } from '../../lib/types/result';
 import { loadConf, type BridgeConf } from './config';
-
-const gone = (e: unknown) => e instanceof ExecError && /Cannot find device|does not exist/.test(e.result?.stderr ?? e.message);
 
 /** The host veth of this attachment, if it is still there. */
 function findHostVeth(conf: BridgeConf, a: Pick<CmdArgs, 'containerID' | 'ifname'>, prev?: Result): string | undefined {
@@ -42,17 +38,8 @@ export function containerAddresses(prev: Result | undefined, ifname: string): st
 
 async function deleteVeth(conf: BridgeConf, a: CmdArgs): Promise<void> {
   const host = findHostVeth(conf, a, a.prevResult);
-  if (host) {
-    await ipBatch([`link del dev ${host}`]).catch((e) => {
-      if (!gone(e)) throw e;
-    });
-    return;
-  }
-  if (a.netns && netnsExists(a.netns)) {
-    await inNetns(a.netns, { batch: [`link del dev ${batchWord(a.ifname)}`] }).catch((e) => {
-      if (!gone(e)) throw e;
-    });
-  }
+  if (host) return deleteLink(host);
+  if (a.netns && netnsExists(a.netns)) await deleteLinkInNetns(a.netns, a.ifname);
 }
 
 export async function del(a: CmdArgs): Promise<void> {
