@@ -109,6 +109,16 @@ d.each(BACKENDS)('bridge lifecycle (%s)', (backend) => {
     });
   });
 
+  test('DEL after the container interface was deleted leaves nothing', async () => {
+    await withSandbox(async (s) => {
+      const { bridge, conf, ns, result } = await setup(s, backend);
+      await s.exec('ip', ['link', 'del', 'eth0'], { ns });
+      const r = await call(s, 'DEL', withPrev(conf, result), 'life1', ns);
+      expect(r.code).toBe(0);
+      await expectClean(s, bridge);
+    });
+  });
+
   test('DEL without prevResult while the container is alive finds its rules by name', async () => {
     await withSandbox(async (s) => {
       const { bridge, conf, ns } = await setup(s, backend);
