@@ -4,10 +4,12 @@
  * `-d <subnet> -j ACCEPT` and `! -d <multicast> -j MASQUERADE`, entered from POSTROUTING by `-s <ip> -j <chain>`,
  * every rule commented `name: "<network>" id: "<containerID>"`.
  *
- * Each change is one `iptables-restore --noflush` per family. DEL removes the POSTROUTING rules by their exact
- * text (rebuilt from the addresses in prevResult); when there are no addresses (after checking the chain exists),
- * or a rule is already gone (the restore is atomic and fails as a whole), it lists POSTROUTING alone and deletes
- * the rules that jump to the attachment's chain. GC lists POSTROUTING and reads network and container from the comments.
+ * Each change is one `iptables-restore --noflush` per family (ADD runs both from one shell). DEL removes the
+ * POSTROUTING rules by their exact text, rebuilt from the addresses in prevResult. With no addresses it checks
+ * that the chain exists; with no chain there is nothing to do (a rule cannot jump to a missing chain). When
+ * there are no addresses, or a rule is already gone (the restore is atomic and fails as a whole), it lists
+ * POSTROUTING alone and deletes the rules that jump to the attachment's chain. GC lists POSTROUTING and reads
+ * network and container from the comments.
  */
 import { createHash } from 'node:crypto';
 import { CniError, ErrorCode } from '../../errors';
@@ -95,8 +97,20 @@ export async function available(): Promise<boolean> {
   }
 }
 
+/**
+ * Both families in one process from us (a shell running the two restores side by side): each process this
+ * plugin starts costs its single thread a fork of a large process, far more than sh's fork of iptables-restore.
+ */
+export function dualRestoreScript(payloads: ReadonlyArray<readonly [Family, string]>): string {
+  const restore = (f: Family) => `${f === 4 ? 'iptables-restore' : 'ip6tables-restore'} --noflush -w 10`;
+  const [[f1, p1], [f2, p2]] = payloads as [[Family, string], [Family, string]];
+  return [`${restore(f1)} <<'CNI_EOF_A' &`, p1.trimEnd(), 'CNI_EOF_A', `${restore(f2)} <<'CNI_EOF_B'`, p2.trimEnd(), 'CNI_EOF_B', 'b=$?; wait $! && [ $b -eq 0 ]', ''].join('\n');
+}
+
 export async function addMasquerade(r: MasqueradeRequest): Promise<void> {
-  await Promise.all([...byFamily(r)].map(([f, fr]) => iptablesRestore(f, addPayload(f, fr))));
+  const payloads = [...byFamily(r)].map(([f, fr]) => [f, addPayload(f, fr)] as const);
+  if (payloads.length === 2) await run('sh', ['-c', dualRestoreScript(payloads)]);
+  else await Promise.all(payloads.map(([f, p]) => iptablesRestore(f, p)));
 }
 
 async function delFamily(f: Family, chain: string, comment: string, ips: string[]): Promise<void> {
