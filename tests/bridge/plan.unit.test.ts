@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { parseCniArgs } from '../../lib/args';
 import { CniError } from '../../lib/errors';
-import { addPayload, attachmentsInListing, chainName, delPayload, jumpsTo, ruleComment } from '../../lib/firewall/iptables/masquerade';
+import { addPayload, attachmentsInListing, chainName, delPayload, dualRestoreScript, jumpsTo, ruleComment } from '../../lib/firewall/iptables/masquerade';
 import { addScript, instanceHash, networkHash, parseChain, ruleComment as nftComment } from '../../lib/firewall/nftables/masquerade';
 import { batchFailures, batchWord } from '../../lib/net/batch';
 import { macProblem, randomMac } from '../../lib/net/mac';
@@ -224,6 +224,24 @@ describe('iptables masquerade payloads', () => {
       '',
     ]);
     expect(delPayload(chain, ['-D POSTROUTING x'])).toBe(`*nat\n-D POSTROUTING x\n:${chain} - [0:0]\n-X ${chain}\nCOMMIT\n`);
+  });
+  test('both families from one shell: v4 in the background, both exit statuses count', () => {
+    const script = dualRestoreScript([
+      [4, '*nat\nCOMMIT\n'],
+      [6, '*nat\nCOMMIT\n'],
+    ]);
+    expect(script.split('\n')).toEqual([
+      "iptables-restore --noflush -w 10 <<'CNI_EOF_A' &",
+      '*nat',
+      'COMMIT',
+      'CNI_EOF_A',
+      "ip6tables-restore --noflush -w 10 <<'CNI_EOF_B'",
+      '*nat',
+      'COMMIT',
+      'CNI_EOF_B',
+      'b=$?; wait $! && [ $b -eq 0 ]',
+      '',
+    ]);
   });
   test('listing parsers find jumps and their attachments', () => {
     const other = chainName('net1', 'c2');

@@ -113,11 +113,20 @@ export async function addMasquerade(r: MasqueradeRequest): Promise<void> {
   else await Promise.all(payloads.map(([f, p]) => iptablesRestore(f, p)));
 }
 
-async function delFamily(f: Family, chain: string, comment: string, ips: string[]): Promise<void> {
-  if (ips.length) {
-    const fast = await iptablesRestore(f, delPayload(chain, ips.map((ip) => `-D ${jumpRule(ip, { chain, comment })}`)), { allowFailure: true });
-    if (fast.code === 0) return;
-  } else if (!(await chainExists(f, chain))) {
+/** The exact-text removal for each family with addresses, from one shell; returns the families where it failed. */
+async function fastDelete(chain: string, comment: string, byFam: Array<[Family, string[]]>): Promise<Set<Family>> {
+  const payload = (ips: string[]) => delPayload(chain, ips.map((ip) => `-D ${jumpRule(ip, { chain, comment })}`)).trimEnd();
+  const script = byFam.flatMap(([f, ips], i) => [
+    `${f === 4 ? 'iptables-restore' : 'ip6tables-restore'} --noflush -w 10 <<'CNI_EOF_${f}' >/dev/null 2>&1 || echo failed${f}${i < byFam.length - 1 ? ' &' : ''}`,
+    payload(ips),
+    `CNI_EOF_${f}`,
+  ]);
+  const r = await run('sh', ['-c', [...script, 'wait', ''].join('\n')], { allowFailure: true });
+  return new Set(byFam.map(([f]) => f).filter((f) => r.code !== 0 || r.stdout.includes(`failed${f}`)));
+}
+
+async function delFamily(f: Family, chain: string, hadIps: boolean): Promise<void> {
+  if (!hadIps && !(await chainExists(f, chain))) {
     // Rules can only jump to a chain that exists: no chain, nothing of this attachment in POSTROUTING.
     return;
   }
@@ -133,7 +142,12 @@ export async function delMasquerade(r: MasqueradeRequest): Promise<void> {
   const fams = byFamily(r);
   const chain = chainName(r.network, r.containerID);
   const comment = ruleComment(r.network, r.containerID);
-  await Promise.all(([4, 6] as const).map((f) => delFamily(f, chain, comment, fams.get(f)?.ips ?? [])));
+  const withIps = [...fams].map(([f, fr]) => [f, fr.ips] as [Family, string[]]);
+  const failed = withIps.length ? await fastDelete(chain, comment, withIps) : new Set<Family>();
+  // With addresses, only the families whose exact rules were already gone are looked up by name; without any,
+  // both families are.
+  const rest: Family[] = fams.size ? [...failed] : [4, 6];
+  await Promise.all(rest.map((f) => delFamily(f, chain, fams.has(f))));
 }
 
 export async function checkMasquerade(r: MasqueradeRequest): Promise<void> {
