@@ -72,6 +72,8 @@ async function status(a: CmdArgs): Promise<void> {
 
 async function gc(a: CmdArgs): Promise<void> {
   parseConfig(a.raw);
+  // Without the list (a runtime that predates it) every attachment would look stale: collect nothing.
+  if (!Array.isArray(a.raw['cni.dev/valid-attachments'])) return;
   const valid = validAttachments(a.raw).map((v) => ({ network: a.conf.name, ...v }));
   // Rules may be in either backend when a node switched; a backend that is not there has nothing to collect.
   for (const b of ['iptables', 'nftables'] as const) await firewall(b).gcHostports(a.conf.name, valid);

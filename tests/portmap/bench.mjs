@@ -68,8 +68,11 @@ if (!process.env.PM_BENCH_NS) {
       // Other containers already mapped on this host: mapped - 1 (the measured one is the mapped-th).
       for (let k = populated[backend]; k < mapped - 1; k++) call(OURS, 'ADD', 1000 + k, backend);
       populated[backend] = Math.max(populated[backend], mapped - 1);
-      const t = { oursAdd: [], oursDel: [], goAdd: [], goDel: [] };
+      const t = { oursAdd: [], oursDel: [], goAdd: [], goDel: [], oursVersion: [], goVersion: [] };
       for (let i = 0; i < ROUNDS; i++) {
+        // Process start alone (VERSION does nothing else), to tell startup from the work.
+        t.oursVersion.push(call(OURS, 'VERSION', 1, backend));
+        t.goVersion.push(call(GO, 'VERSION', 1, undefined));
         t.oursAdd.push(call(OURS, 'ADD', 1, backend));
         t.oursDel.push(call(OURS, 'DEL', 1, backend));
         if (backend === 'iptables') {
@@ -87,7 +90,7 @@ if (!process.env.PM_BENCH_NS) {
     console.log(
       `${r.backend.padEnd(9)} mapped=${String(r.mapped).padEnd(4)} ours ADD ${r.oursAdd} DEL ${r.oursDel}` +
         (r.goAdd !== undefined ? ` | go ADD ${r.goAdd}${ratio(r.goAdd, r.oursAdd)} DEL ${r.goDel}${ratio(r.goDel, r.oursDel)}` : '') +
-        ` | our processes: ADD ${r.oursProcsAdd}, DEL ${r.oursProcsDel}`,
+        ` | VERSION ours ${r.oursVersion} go ${r.goVersion} | our processes: ADD ${r.oursProcsAdd}, DEL ${r.oursProcsDel}`,
     );
   }
 }
