@@ -34,14 +34,8 @@ async function add(a: CmdArgs): Promise<Result> {
   if (!req.mappings.length || !req.addresses.length) return prev;
   const local = localnetTarget(req);
   if (local) enableRouteLocalnet(local, prev);
-  const fw = firewall(conf.backend);
-  try {
-    await fw.addHostports(req);
-  } catch (e) {
-    // One family may have gone in before the other failed.
-    await fw.delHostports(req).catch(() => undefined);
-    throw e;
-  }
+  // All or nothing: a backend leaves no rule of a failed ADD behind.
+  await firewall(conf.backend).addHostports(req);
   await flushUdp(udpFlushes(req), warn);
   return prev;
 }

@@ -216,6 +216,28 @@ run('portmap over %s', (backend) => {
     );
   });
 
+  test('a failed ADD leaves nothing behind (IPv4 went in, IPv6 failed) and an occupied nftables port is refused', async () => {
+    await withSandbox((s) =>
+      withBed(s, backend, async (b) => {
+        const a = await b.container('pm-f1');
+        // A condition the backend rejects, for IPv6 only: the IPv4 half is applied first and must be undone.
+        const cond = backend === 'iptables' ? { conditionsV6: ['--no-such-option'] } : { conditionsV6: ['no such expression'] };
+        const r = await b.portmap('ADD', 'pm-f1', b.portmapConf('pm-f1', [TCP], cond), a.ns);
+        expect(r.code).not.toBe(0);
+        expect(r.json.msg).toBeTruthy();
+        expect(mentions(await b.natRules(), b.network, 'pm-f1', [TCP.hostPort])).toEqual([]);
+        if (backend === 'iptables') return;
+        // nftables maps hold one owner per host port: a second container asking for it is refused, the first keeps it.
+        const c = await b.container('pm-f2');
+        expect((await b.portmap('ADD', 'pm-f1', b.portmapConf('pm-f1', [TCP]), a.ns)).code).toBe(0);
+        const clash = await b.portmap('ADD', 'pm-f2', b.portmapConf('pm-f2', [TCP]), c.ns);
+        expect(clash.json).toMatchObject({ code: 7, msg: expect.stringContaining(`tcp ${TCP.hostPort} is already published`) });
+        expect((await b.portmap('DEL', 'pm-f2', b.portmapConf('pm-f2', [TCP]), c.ns)).code).toBe(0);
+        expect((await b.portmap('CHECK', 'pm-f1', b.portmapConf('pm-f1', [TCP]), a.ns)).code).toBe(0);
+      }),
+    );
+  });
+
   test('GC removes the mappings of attachments that are not valid and keeps the valid ones', async () => {
     await withSandbox((s) =>
       withBed(s, backend, async (b) => {

@@ -43,38 +43,55 @@ function setupShared(r: HostportRequest, family: Family): Promise<void> {
 }
 
 export async function addHostports(r: HostportRequest): Promise<void> {
-  for (const family of [4, 6] as const) {
-    const cidr = containerCidr(r, family);
-    if (!cidr) continue;
-    const text = addPayload(r, family, cidr);
-    try {
-      await iptablesRestore(family, text);
-    } catch (e) {
-      // Usually the shared chains are not there yet; set them up and try once more.
-      await setupShared(r, family);
-      await iptablesRestore(family, text).catch((again: unknown) => {
-        throw again instanceof CniError ? again : e;
-      });
+  const applied: Family[] = [];
+  try {
+    for (const family of [4, 6] as const) {
+      const cidr = containerCidr(r, family);
+      if (!cidr) continue;
+      await addFamily(r, family, addPayload(r, family, cidr));
+      applied.push(family);
     }
+  } catch (e) {
+    // Each family is one transaction; undo the family that went in before the other failed.
+    for (const family of applied) await delFamily(r, family).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function addFamily(r: HostportRequest, family: Family, text: string): Promise<void> {
+  try {
+    await iptablesRestore(family, text);
+  } catch (e) {
+    // Usually the shared chains are not there yet; set them up and try once more.
+    await setupShared(r, family);
+    await iptablesRestore(family, text).catch((again: unknown) => {
+      throw again instanceof CniError ? again : e;
+    });
   }
 }
 
 /** Whether our chain exists, by listing only it. */
 const chainExists = async (family: Family, chain: string) => (await nat(family, ['-S', chain])).code === 0;
 
-export async function delHostports(r: HostportRequest): Promise<void> {
+/** Removes one family's rules; a failure is returned as text. */
+async function delFamily(r: HostportRequest, family: Family): Promise<string | undefined> {
   const chain = dnatChainName(r.network, r.containerID);
+  const done = await iptablesRestore(family, delPayload(r, family), { allowFailure: true }).then((x) => x.code === 0, () => false);
+  if (done) return undefined;
+  // Already gone (a second DEL), mappings differing from ADD's, or no such family: list our chains only.
+  if (!(await chainExists(family, chain))) return undefined;
+  const listing = await nat(family, ['-S', TOP_DNAT_CHAIN]);
+  const again = await iptablesRestore(family, delListedPayload(jumpsTo(listing.stdout, chain), [chain]), { allowFailure: true });
+  return again.code === 0 ? undefined : `${iptables(family)}-restore: ${again.stderr.trim()}`;
+}
+
+export async function delHostports(r: HostportRequest): Promise<void> {
   const failures: string[] = [];
   for (const family of familiesOf(r)) {
-    const done = await iptablesRestore(family, delPayload(r, family), { allowFailure: true }).then((x) => x.code === 0, () => false);
-    if (done) continue;
-    // Already gone (a second DEL), mappings differing from ADD's, or no such family: list our chain only.
-    if (!(await chainExists(family, chain))) continue;
-    const listing = await nat(family, ['-S', TOP_DNAT_CHAIN]);
-    const r2 = await iptablesRestore(family, delListedPayload(jumpsTo(listing.stdout, chain), [chain]), { allowFailure: true });
-    if (r2.code !== 0) failures.push(`${iptables(family)}-restore: ${r2.stderr.trim()}`);
+    const failed = await delFamily(r, family);
+    if (failed) failures.push(failed);
   }
-  if (failures.length) throw internalError(`cannot remove port mappings chain ${chain}: ${failures.join('; ')}`);
+  if (failures.length) throw internalError(`cannot remove port mappings chain ${dnatChainName(r.network, r.containerID)}: ${failures.join('; ')}`);
 }
 
 export async function checkHostports(r: HostportRequest): Promise<void> {

@@ -119,7 +119,8 @@ export function skeleton(r: HostportRequest): string[] {
   return out;
 }
 
-const familyCidrs = (r: HostportRequest) =>
+/** The container's first address of each family it has. */
+export const familyCidrs = (r: HostportRequest): Array<readonly [Family, Cidr]> =>
   ([4, 6] as const).flatMap((f) => {
     const c = containerCidr(r, f);
     return c ? [[f, c] as const] : [];

@@ -5,9 +5,8 @@
  */
 import { CniError, ErrorCode, internalError } from '../../errors';
 import { ExecError, nftApply, run } from '../../exec';
-import type { Family } from '../../ip';
 import type { AttachmentKey, HostportRequest } from '../driver';
-import { containerCidr, familiesOf } from '../iptables/hostport-rules';
+import { familiesOf } from '../iptables/hostport-rules';
 import {
   addScript,
   containerChain,
@@ -15,6 +14,7 @@ import {
   delListedScript,
   delScript,
   elements,
+  familyCidrs,
   ownerComment,
   parseMapListing,
   ruleComments,
@@ -59,10 +59,7 @@ export async function delHostports(r: HostportRequest): Promise<void> {
 
 export async function checkHostports(r: HostportRequest): Promise<void> {
   const chain = containerChain(r.network, r.containerID);
-  const cidrs = ([4, 6] as const).flatMap((f) => {
-    const c = containerCidr(r, f);
-    return c ? [[f, c] as [Family, NonNullable<typeof c>]] : [];
-  });
+  const cidrs = familyCidrs(r);
   const listing = await chainListing(chain);
   if (listing.code !== 0) throw internalError(`nftables: missing chain ${chain} in table ${TABLE}`);
   const present = ruleComments(listing.stdout);
