@@ -230,9 +230,13 @@ run('portmap over %s', (backend) => {
         // nftables maps hold one owner per host port: a second container asking for it is refused, the first keeps it.
         const c = await b.container('pm-f2');
         expect((await b.portmap('ADD', 'pm-f1', b.portmapConf('pm-f1', [TCP]), a.ns)).code).toBe(0);
-        const clash = await b.portmap('ADD', 'pm-f2', b.portmapConf('pm-f2', [TCP]), c.ns);
+        const own = { hostPort: 19000, containerPort: 90, protocol: 'tcp' };
+        expect((await b.portmap('ADD', 'pm-f2', b.portmapConf('pm-f2', [own]), c.ns)).code).toBe(0);
+        const clash = await b.portmap('ADD', 'pm-f2', b.portmapConf('pm-f2', [own, TCP]), c.ns);
         expect(clash.json).toMatchObject({ code: 7, msg: expect.stringContaining(`tcp ${TCP.hostPort} is already published`) });
-        expect((await b.portmap('DEL', 'pm-f2', b.portmapConf('pm-f2', [TCP]), c.ns)).code).toBe(0);
+        // The runtime's DEL after the failed ADD names the contested port too: it must not take it from pm-f1.
+        expect((await b.portmap('DEL', 'pm-f2', b.portmapConf('pm-f2', [own, TCP]), c.ns)).code).toBe(0);
+        expect(mentions(await b.natRules(), b.network, 'pm-f2', [19000])).toEqual([]);
         expect((await b.portmap('CHECK', 'pm-f1', b.portmapConf('pm-f1', [TCP]), a.ns)).code).toBe(0);
       }),
     );

@@ -135,10 +135,13 @@ describe('nftables planning', () => {
     );
   });
 
-  test('DEL removes the elements by key and the chain; unknown families mean both', () => {
+  test('DEL re-adds each element with our verdict, then deletes it and the chain (idempotent, never another container\'s)', () => {
     expect(nft.delScript(req(), [4, 6])).toBe(
       [
+        `add chain inet cni_portmap ${DN}`,
+        `add element inet cni_portmap ports { tcp . 8080 : jump ${DN} }`,
         'delete element inet cni_portmap ports { tcp . 8080 }',
+        `add element inet cni_portmap hostip4 { 198.51.100.1 . udp . 53 : jump ${DN} }`,
         'delete element inet cni_portmap hostip4 { 198.51.100.1 . udp . 53 }',
         `flush chain inet cni_portmap ${DN}`,
         `delete chain inet cni_portmap ${DN}`,

@@ -3,7 +3,7 @@
  *
  * One table of our own, `inet cni_portmap`, for both families. Host ports are looked up in verdict maps, so the
  * per-packet cost and the cost of ADD/DEL do not grow with the number of containers: ADD adds map elements
- * and a chain, DEL deletes exactly those (by key, no handles, no listing).
+ * and a chain, DEL deletes exactly those (by key, no handles, no listing), in one transaction even when repeated.
  *
  *   prerouting / output (nat hooks):  fib daddr type local jump hostports
  *   hostports:  ip daddr . meta l4proto . th dport vmap @hostip4     (mappings with a hostIP)
@@ -141,10 +141,20 @@ export function addScript(r: HostportRequest): string {
   ].join('\n');
 }
 
-/** DEL when the families are known or guessed: the elements, then the chain. Fails as a whole if one is missing. */
+/**
+ * DEL when the families are known or guessed. Re-adding each element with our own verdict before deleting it
+ * makes the script idempotent (an element or chain already gone is re-created and removed again) and safe: an
+ * element that jumps to another container's chain makes the add, and so the whole transaction, fail.
+ */
 export function delScript(r: HostportRequest, families: readonly Family[]): string {
   const chain = containerChain(r.network, r.containerID);
-  return [...elements(r, families).map((e) => `delete element ${TABLE} ${e.map} { ${e.key} }`), `flush chain ${TABLE} ${chain}`, `delete chain ${TABLE} ${chain}`, ''].join('\n');
+  return [
+    `add chain ${TABLE} ${chain}`,
+    ...elements(r, families).flatMap((e) => [`add element ${TABLE} ${e.map} { ${e.key} : jump ${chain} }`, `delete element ${TABLE} ${e.map} { ${e.key} }`]),
+    `flush chain ${TABLE} ${chain}`,
+    `delete chain ${TABLE} ${chain}`,
+    '',
+  ].join('\n');
 }
 
 /** DEL of listed elements and chains (slow path and GC). */
