@@ -34,6 +34,8 @@ function runAsync(cmd: string, input: string, e: NodeJS.ProcessEnv): Promise<num
   return new Promise((resolve, reject) => {
     const c = spawn(cmd, [], { env: e, stdio: ['pipe', 'ignore', 'inherit'] });
     c.on('error', reject);
+    // VERSION may exit before reading its input.
+    c.stdin.on('error', () => {});
     c.on('close', (code) => (code === 0 ? resolve(0) : reject(new Error(`${cmd} exited ${code}`))));
     c.stdin.end(input);
   });

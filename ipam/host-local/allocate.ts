@@ -9,7 +9,7 @@ import { formatIp, type Addr } from '../../lib/ip';
 import type { IPConfig } from '../../lib/types/result';
 import type { IpamConfig } from './config';
 import { OwnerJournal } from './journal';
-import { duplicateError, freeCandidates, heldInSet, ownerKey, type Requested } from './plan';
+import { duplicateError, freeCandidates, namesInSet, ownerKey, type Requested } from './plan';
 import { rangeFor, rangeSetText, type Range } from './range';
 import type { Store } from './store';
 
@@ -43,13 +43,15 @@ function claimNext(store: Store, idx: number, cfg: IpamConfig, taken: ReadonlySe
 export function allocate(store: Store, cfg: IpamConfig, requested: Map<number, Requested>, who: Attachment): IPConfig[] {
   const names = store.names();
   const journal = new OwnerJournal(store);
-  const owners = journal.load(names);
+  journal.load(names);
   const owner = ownerKey(who.containerID, who.ifname);
   const claimed: string[] = [];
   const lastWritten: string[] = [];
   try {
+    // Legacy ID-only files count too, as in Go.
+    const mine = [...journal.ownedBy(owner), ...journal.ownedBy(who.containerID.trim())];
     cfg.sets.forEach((set, idx) => {
-      const held = heldInSet(set, owners, who.containerID, who.ifname).filter((n) => isOwner(journal.verify(n), who));
+      const held = namesInSet(set, mine);
       if (held.length) throw duplicateError(idx, held, who.containerID, who.ifname);
     });
     const taken = new Set(names);
@@ -74,15 +76,11 @@ export function allocate(store: Store, cfg: IpamConfig, requested: Map<number, R
   }
 }
 
-const isOwner = (owner: string | undefined, who: Attachment) => owner === ownerKey(who.containerID, who.ifname) || owner === who.containerID.trim();
-
 /** The attachment's reservations: new-style files, else legacy ID-only ones (as Go releases them). */
 function attachmentFiles(journal: OwnerJournal, store: Store, who: Attachment): string[] {
-  const owners = journal.load(store.names());
-  const key = ownerKey(who.containerID, who.ifname);
-  const pick = (want: string) => [...owners].filter(([n, o]) => o === want && journal.verify(n) === want).map(([n]) => n);
-  const mine = pick(key);
-  return mine.length ? mine : pick(who.containerID.trim());
+  journal.load(store.names());
+  const mine = journal.ownedBy(ownerKey(who.containerID, who.ifname));
+  return mine.length ? mine : journal.ownedBy(who.containerID.trim());
 }
 
 /** Releases the attachment's reservations; call with the store locked. */

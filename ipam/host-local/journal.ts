@@ -4,15 +4,16 @@
  *
  * It lives in the network directory as `.host-local-owners` (hidden from ls; the Go plugin reads it during its
  * walks but its content never equals an owner key and its name is no address, so Go ignores it). Lines:
- * `+name\tid[\tifname]` (reserved), `-name` (released), `L\tlast_reserved_ip.N\tcontent\tmtimeNs` (what the
- * last_reserved_ip files looked like after our last change).
+ * `+\tname\tid[\tifname]` (reserved), `-\tname` (released), `L\tlast_reserved_ip.N\tcontent\tmtimeNs` (what the
+ * last_reserved_ip files looked like after our last change). Later lines win.
  *
- * When it can be trusted: names that vanished are seen by the readdir we do anyway; names we never saw are read.
- * The only change a readdir cannot show is a name released and reserved again by someone else (the Go plugin).
- * Every Go reservation rewrites a last_reserved_ip file, so any difference in their content or mtime means
- * "rebuild from the files". Reusing a name needs a Go DEL in between, which walks every file of the directory
- * (tens of ms at INDEX_MIN_NAMES files), so the rewrite cannot land in the same timestamp tick as ours. Below
- * that size reading every file is cheap and the journal is not used at all.
+ * Why it can be trusted: a lookup finds candidate names by searching the text for the owner, then reads each
+ * candidate's file, so a stale line (a name released since) never counts. Names the journal never saw are found
+ * by diffing it against the readdir we do anyway, and read. The one change neither shows is a name released and
+ * reserved again by someone else (the Go plugin), but every Go reservation rewrites a last_reserved_ip file, so
+ * any difference in their content or mtime means "rebuild from the files". Reusing a name needs a Go DEL in
+ * between, which walks every file of the directory (tens of ms at INDEX_MIN_NAMES files), so that rewrite cannot
+ * land in the timestamp tick of ours. Below that size reading every file is cheap and the journal is not used.
  */
 import { appendFileSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,7 +25,8 @@ const HEADER = 'host-local owner journal v1\n';
 export const INDEX_MIN_NAMES = 4096;
 
 interface Parsed {
-  owners: Map<string, string>;
+  /** Names with a live `+` line. */
+  names: Set<string>;
   stamps: Map<string, string>;
   lines: number;
 }
@@ -36,38 +38,38 @@ function encodeOwner(owner: string): string | undefined {
   return parts.join('\t');
 }
 
+/** One pass over the text with indexOf (this runs over every reservation of a large network on each request). */
 function parse(text: string): Parsed | undefined {
   if (!text.startsWith(HEADER) || !text.endsWith('\n')) return undefined;
-  const owners = new Map<string, string>();
+  const names = new Set<string>();
   const stamps = new Map<string, string>();
   let lines = 0;
-  // indexOf rather than split: this runs over every reservation of a large network on each request.
   for (let pos = HEADER.length, nl = text.indexOf('\n', pos); nl >= 0; pos = nl + 1, nl = text.indexOf('\n', pos)) {
     lines++;
     const kind = text[pos];
+    if (text[pos + 1] !== '\t') return undefined;
     const tab = text.indexOf('\t', pos + 2);
     const end = tab < 0 || tab > nl ? nl : tab;
-    if (text[pos + 1] !== '\t') return undefined;
     const name = text.slice(pos + 2, end);
-    if (kind === '-' && end === nl) owners.delete(name);
-    else if (kind === '+' && end < nl) {
-      const owner = text.slice(end + 1, nl);
-      const t = owner.indexOf('\t');
-      if (!owner || owner.indexOf('\t', t + 1) > t) return undefined;
-      owners.set(name, t < 0 ? owner : `${owner.slice(0, t)}\r\n${owner.slice(t + 1)}`);
-    } else if (kind === 'L' && end < nl) stamps.set(name, text.slice(end + 1, nl));
+    if (kind === '+' && end < nl) names.add(name);
+    else if (kind === '-' && end === nl) names.delete(name);
+    else if (kind === 'L' && end < nl) stamps.set(name, text.slice(end + 1, nl));
     else return undefined;
   }
-  return { owners, stamps, lines };
+  return { names, stamps, lines };
 }
 
 export class OwnerJournal {
   private readonly path: string;
+  /** Owners read from files: all of them (small or untrusted directory), or those the journal lacks. */
+  private owners: Owners = new Map();
+  /** The journal text when it is trusted (lookups search it); undefined when `owners` is complete. */
+  private text: string | undefined;
   private active = false;
-  private rewrite = false;
+  /** What commit does with the file: append lines, rewrite it from `owners`, or drop it (compaction is due). */
+  private mode: 'append' | 'rewrite' | 'drop' = 'append';
   private lastNames: string[] = [];
   private pending: string[] = [];
-  private owners: Owners = new Map();
 
   constructor(private readonly store: Store) {
     this.path = join(store.dir, JOURNAL_FILE);
@@ -85,43 +87,43 @@ export class OwnerJournal {
     }
   }
 
-  /** Every reservation with its owner; call under the store's lock with the names of one readdir. */
-  load(names: string[]): Owners {
+  /** Prepares lookups; call under the store's lock with the names of one readdir. */
+  load(names: string[]): void {
     this.lastNames = names.filter((n) => n.startsWith(LAST_RESERVED_PREFIX));
     this.active = names.length >= INDEX_MIN_NAMES;
-    if (!this.active) return (this.owners = this.store.reservations(names));
+    if (!this.active) {
+      this.owners = this.store.reservations(names);
+      return;
+    }
+    let text: string | undefined;
     let parsed: Parsed | undefined;
     try {
-      parsed = parse(readFileSync(this.path, 'latin1'));
+      text = readFileSync(this.path, 'latin1');
+      parsed = parse(text);
     } catch {
       parsed = undefined;
     }
     const trusted =
       parsed &&
-      parsed.stamps.size === this.lastNames.length &&
       this.lastNames.every((n) => {
         const s = parsed!.stamps.get(n);
         return s !== undefined && s === this.stamp(n);
       });
     if (!parsed || !trusted) {
-      this.rewrite = true;
-      return (this.owners = this.store.reservations(names));
+      this.mode = 'rewrite';
+      this.owners = this.store.reservations(names);
+      return;
     }
-    const out: Owners = new Map();
+    this.text = text;
     for (const name of names) {
-      let owner = parsed.owners.get(name);
-      if (owner === undefined) {
-        // Not in the journal: a file someone else made, or not a reservation at all.
-        if (!addrOfName(name)) continue;
-        owner = this.store.owner(name);
-        if (owner === undefined) continue;
-        this.note(name, owner);
-      }
-      out.set(name, owner);
+      if (parsed.names.has(name) || !addrOfName(name)) continue;
+      // A reservation the journal never saw (made by hand, or an owner it cannot hold): read it.
+      const owner = this.store.owner(name);
+      if (owner === undefined) continue;
+      this.owners.set(name, owner);
+      this.note(name, owner);
     }
-    if (parsed.owners.size > out.size) for (const name of parsed.owners.keys()) if (!out.has(name)) this.pending.push(`-\t${name}`);
-    this.rewrite = parsed.lines > 2 * out.size + 1024;
-    return (this.owners = out);
+    if (parsed.lines > 2 * names.length + 1024) this.mode = 'drop';
   }
 
   private note(name: string, owner: string): void {
@@ -129,14 +131,27 @@ export class OwnerJournal {
     if (enc !== undefined) this.pending.push(`+\t${name}\t${enc}`);
   }
 
-  /** Reads one owner through the file, never the journal: what we act on is always verified. */
-  verify(name: string): string | undefined {
-    return this.store.owner(name);
+  /** The reservations whose file holds exactly `owner`, each confirmed by reading the file. */
+  ownedBy(owner: string): string[] {
+    const found = new Set<string>();
+    for (const [name, o] of this.owners) if (o === owner) found.add(name);
+    const enc = this.text !== undefined ? encodeOwner(owner) : undefined;
+    if (enc !== undefined) {
+      const text = this.text!;
+      const needle = `\t${enc}\n`;
+      for (let i = text.indexOf(needle); i >= 0; i = text.indexOf(needle, i + 1)) {
+        const start = text.lastIndexOf('\n', i) + 1;
+        // Only a `+` line whose owner field is the whole match (not, say, an ifname equal to an ID).
+        if (text.startsWith('+\t', start) && text.indexOf('\t', start + 2) === i) found.add(text.slice(start + 2, i));
+      }
+    }
+    return [...found].filter((name) => this.store.owner(name) === owner);
   }
 
   /** Records what this request changed (call under the lock, after the changes, also after a failure). */
   commit(added: ReadonlyArray<[string, string]>, removed: readonly string[], lastWritten: readonly string[] = []): void {
     if (!this.active) return;
+    if (this.mode === 'drop') return this.drop();
     for (const [name, owner] of added) {
       this.owners.set(name, owner);
       this.note(name, owner);
@@ -153,7 +168,7 @@ export class OwnerJournal {
       stamps.push(`L\t${n}\t${s}`);
     }
     try {
-      if (this.rewrite) {
+      if (this.mode === 'rewrite') {
         const lines = [HEADER.slice(0, -1)];
         for (const [name, owner] of this.owners) {
           const enc = encodeOwner(owner);

@@ -38,17 +38,12 @@ export function assignRequested(sets: RangeSet[], requested: Requested[]): Map<n
 /** The owner key the Go plugin writes into a reservation file. */
 export const ownerKey = (containerID: string, ifname: string) => `${containerID.trim()}\r\n${ifname}`;
 
-/** Addresses in `set` already held by the attachment (new-style files, or legacy files holding only the ID). */
-export function heldInSet(set: RangeSet, owners: ReadonlyMap<string, string>, containerID: string, ifname: string): string[] {
-  const key = ownerKey(containerID, ifname);
-  const legacy = containerID.trim();
-  const out: string[] = [];
-  for (const [name, owner] of owners) {
-    if (owner !== key && owner !== legacy) continue;
+/** The names (reservation files) whose address lies in `set`. */
+export function namesInSet(set: RangeSet, names: readonly string[]): string[] {
+  return names.filter((name) => {
     const a = parseIp(name);
-    if (a && set.some((r) => rangeContains(r, canonical(a)))) out.push(name);
-  }
-  return out;
+    return !!a && set.some((r) => rangeContains(r, canonical(a)));
+  });
 }
 
 export function duplicateError(idx: number, held: string[], containerID: string, ifname: string) {

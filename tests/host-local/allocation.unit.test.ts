@@ -4,7 +4,7 @@ import { CniError } from '../../lib/errors';
 import { formatIp, parseIp, type Addr } from '../../lib/ip';
 import { loadConfig, requestedIps } from '../../ipam/host-local/config';
 import { parseResolvConf } from '../../ipam/host-local/dns';
-import { assignRequested, candidates, countReserved, freeCandidates, heldInSet, ownerKey } from '../../ipam/host-local/plan';
+import { assignRequested, candidates, countReserved, freeCandidates, namesInSet } from '../../ipam/host-local/plan';
 import { canonicalizeRange, capacity, rangeSetText, type RangeSet } from '../../ipam/host-local/range';
 import { addrOfName } from '../../ipam/host-local/store';
 
@@ -132,20 +132,13 @@ describe('config assembly', () => {
 
 describe('ownership', () => {
   const s = set({ subnet: '192.0.2.0/24' });
-  const owners = new Map(
-    [
-      ['192.0.2.2', ownerKey('a', 'eth0')],
-      ['192.0.2.3', 'b'],
-      ['198.51.100.2', ownerKey('a', 'eth0')],
-    ].map(([n, o]) => [n!, o!]),
-  );
-  test('held addresses are new-style or legacy files in this set only', () => {
-    expect(heldInSet(s, owners, 'a', 'eth0')).toEqual(['192.0.2.2']);
-    expect(heldInSet(s, owners, 'a', 'eth1')).toEqual([]);
-    expect(heldInSet(s, owners, 'b', 'eth7')).toEqual(['192.0.2.3']);
+  const names = ['192.0.2.2', '192.0.2.3', '198.51.100.2', 'lock'];
+  test('an attachment holds an address in a set when the address lies in one of its ranges', () => {
+    expect(namesInSet(s, names)).toEqual(['192.0.2.2', '192.0.2.3']);
+    expect(namesInSet(set({ subnet: '198.51.100.0/24' }), names)).toEqual(['198.51.100.2']);
   });
   test('reserved count ignores addresses outside the set', () => {
-    expect(countReserved(s, [...owners.keys()].map(ip))).toBe(2n);
+    expect(countReserved(s, names.slice(0, 3).map(ip))).toBe(2n);
   });
   test('only canonical address names are reservation files', () => {
     expect(addrOfName('192.0.2.5')).toEqual(ip('192.0.2.5'));

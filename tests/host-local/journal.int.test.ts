@@ -50,6 +50,14 @@ maybe('host-local owner journal in a large network', () => {
       expect((await hostLocal(s, { command: 'DEL', conf, containerID: 'by-hand' })).code).toBe(0);
       expect(existsSync(join(dir, '2001:db8:44::ff00'))).toBe(false);
 
+      // A release the journal did not see (Go DEL changes no last_reserved_ip): its stale line must not count.
+      const c = await hostLocal(s, { command: 'ADD', conf, containerID: 'ctr-c' });
+      expect(c.code).toBe(0);
+      expect((await hostLocal(s, { command: 'DEL', conf, containerID: 'ctr-c' }, GO_DIR)).code).toBe(0);
+      const again = await hostLocal(s, { command: 'ADD', conf, containerID: 'ctr-c' });
+      expect(again.code).toBe(0);
+      expect((await hostLocal(s, { command: 'DEL', conf, containerID: 'ctr-c' })).code).toBe(0);
+
       // Prefilled attachments are released by our DEL through the journal, one file each.
       const before = reservations(dir).length;
       expect((await hostLocal(s, { command: 'DEL', conf, containerID: 'pre-7' })).code).toBe(0);
