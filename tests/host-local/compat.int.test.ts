@@ -93,4 +93,19 @@ maybe('host-local and the Go plugin on one data directory', () => {
       expect((await hostLocal(s, { command: 'CHECK', conf: c, containerID: 'dup', ifname: 'eth1' })).code).toBe(0);
     });
   });
+
+  test('CHECK confirms prevResult addresses are still reserved for the attachment', async () => {
+    await withSandbox(async (s) => {
+      const c = conf(s.dir);
+      const a = await hostLocal(s, { command: 'ADD', conf: c, containerID: 'chk-a' });
+      const b = await hostLocal(s, { command: 'ADD', conf: c, containerID: 'chk-b' });
+      const withPrev = (ips: unknown[]) => ({ ...c, prevResult: { cniVersion: '1.0.0', ips } });
+      expect((await hostLocal(s, { command: 'CHECK', conf: withPrev(a.json.ips), containerID: 'chk-a' })).code).toBe(0);
+      const wrong = await hostLocal(s, { command: 'CHECK', conf: withPrev(b.json.ips), containerID: 'chk-a' });
+      expect(wrong.code).not.toBe(0);
+      expect(wrong.json.msg).toContain(`${b.json.ips[0].address} is reserved by chk-b interface eth0`);
+      // Addresses outside our ranges (another IPAM's) are not ours to judge.
+      expect((await hostLocal(s, { command: 'CHECK', conf: withPrev([{ address: '198.51.100.9/24' }]), containerID: 'chk-a' })).code).toBe(0);
+    });
+  });
 });

@@ -68,4 +68,18 @@ maybe('host-local under parallel load', () => {
       expect(again.json.ips[0].address).toBe('198.51.100.12/29');
     });
   });
+
+  test('STATUS names the exhausted set when only one of several is full', async () => {
+    await withSandbox(async (s) => {
+      // 2001:db8:5::/126 holds ::1 (gateway), ::2 and ::3.
+      const conf = netConf({ ipam: { ranges: [[{ subnet: '198.51.100.0/24' }], [{ subnet: '2001:db8:5::/126' }]], dataDir: s.dir } });
+      for (const id of ['v6-a', 'v6-b']) expect((await hostLocal(s, { command: 'ADD', conf, containerID: id })).code).toBe(0);
+      const st = await hostLocal(s, { command: 'STATUS', conf });
+      expect(st.json).toMatchObject({ code: 50, msg: expect.stringContaining('range set 1 (2001:db8:5::1-2001:db8:5::3)') });
+      const add = await hostLocal(s, { command: 'ADD', conf, containerID: 'v6-c' });
+      expect(add.json).toMatchObject({ code: 11, msg: expect.stringContaining('range set 1') });
+      // The IPv4 address the failed ADD took first was given back.
+      expect(reservations(netDir(s)).filter((n) => !n.includes(':'))).toEqual(['198.51.100.2', '198.51.100.3']);
+    });
+  });
 });
