@@ -11,10 +11,10 @@
  * candidate's file, so a stale line (a name released since) never counts. Names the journal never saw are found
  * by diffing it against the readdir we do anyway, and read. The one change neither shows is a name released and
  * reserved again by someone else (the Go plugin), but every Go reservation rewrites a last_reserved_ip file, so
- * any difference in their content or mtime means "rebuild from the files". A Go ADD reads every file of the
- * directory (its duplicate check) after taking the lock and before writing last_reserved_ip, tens of ms at
- * INDEX_MIN_NAMES files, so its write cannot land in the timestamp tick of our last one even on a coarse clock.
- * Below that size reading every file is cheap and the journal is not used.
+ * any difference in their content or mtime means "rebuild from the files". Reusing a name needs a release in
+ * between: ours are journaled, and a Go DEL reads every file of the directory (tens of ms at INDEX_MIN_NAMES
+ * files) after our last write, so the reservation that follows cannot write last_reserved_ip in the timestamp
+ * tick of ours even on a coarse clock. Below that size reading every file is cheap and the journal is not used.
  */
 import { appendFileSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
