@@ -2,7 +2,7 @@
  * A large network (over INDEX_MIN_NAMES files), where our owner journal stands in for reading every file:
  * it must never hide what the Go plugin or a person changed behind its back.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { INDEX_MIN_NAMES, JOURNAL_FILE } from '../../ipam/host-local/journal';
 import { canUseNetns, IS_REFERENCE, withSandbox } from '../helpers/netns';
@@ -57,6 +57,11 @@ maybe('host-local owner journal in a large network', () => {
       const again = await hostLocal(s, { command: 'ADD', conf, containerID: 'ctr-c' });
       expect(again.code).toBe(0);
       expect((await hostLocal(s, { command: 'DEL', conf, containerID: 'ctr-c' })).code).toBe(0);
+
+      // A damaged journal is rebuilt from the files, never believed.
+      appendFileSync(join(dir, JOURNAL_FILE), '+\t2001:db8:44::5\tnot-the-owner\n-\t2001:db8:44::6\ngarbage');
+      expect((await hostLocal(s, { command: 'ADD', conf, containerID: 'pre-6' })).json.msg).toContain('2001:db8:44::6 is already allocated');
+      expect(readFileSync(join(dir, JOURNAL_FILE), 'latin1')).not.toContain('garbage');
 
       // Prefilled attachments are released by our DEL through the journal, one file each.
       const before = reservations(dir).length;
