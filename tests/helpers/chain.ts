@@ -74,7 +74,7 @@ export async function hostState(s: Sandbox, n: ChainNet): Promise<Record<string,
   const ip6t = (await s.exec('ip6tables-save', [])).stdout.split('\n').filter((l) => l.startsWith('-A')).sort();
   const nft = (await s.exec('nft', ['list', 'ruleset'])).stdout
     .split('\n')
-    .map((l) => l.trim())
+    .map((l) => l.trim().replace(/counter packets \d+ bytes \d+ /, ''))
     .filter((l) => /^(ip|tcp|udp|meta|fib|elements|\w+ \. |.*(dnat|masquerade|jump|goto))/.test(l))
     .sort();
   let files: string[] = [];

@@ -3,8 +3,7 @@
  * a reboot. The boot is faked by bind-mounting a file over /proc/sys/kernel/random/boot_id in a private mount
  * namespace around each plugin run.
  */
-import { writeFileSync } from 'node:fs';
-import { readdirSync } from 'node:fs';
+import { readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PLUGIN_DIR, sh, withSandbox } from '../helpers/netns';
 
@@ -38,6 +37,9 @@ test.each([
     // Same boot: nothing is reclaimed.
     await hostLocal(s.dir, 'boot-a', 'ADD', 'same-boot', opts);
     expect(reservations(s.dir)).toHaveLength(3);
+    // Files made in an earlier boot are older than this boot's start; make them so (boot_id alone is faked).
+    const old = new Date('2020-01-01T00:00:00Z');
+    for (const f of reservations(s.dir)) utimesSync(join(s.dir, 'data', 'rb', f), old, old);
     // "Reboot": the first ADD of the new boot reclaims everything of the old one when the option is on.
     const after = await hostLocal(s.dir, 'boot-b', 'ADD', 'after-1', opts);
     expect(after.ips).toHaveLength(1);
