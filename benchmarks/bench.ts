@@ -258,7 +258,7 @@ async function main(): Promise<void> {
     const env = { PATH: process.env.PATH, CNI_COMMAND: 'VERSION' };
     for (let r = 0; r < ROUNDS * 4; r++) {
       v.ours!.push(timeRun(join(ours, 'bridge'), [], { env, input: '' }));
-      v['node -e 0']!.push(timeRun(process.execPath, ['-e', '0']));
+      v['node -e 0']!.push(timeRun(process.execPath, ['-e', '0'], { env: { PATH: process.env.PATH } }));
       if (ref) v.reference!.push(timeRun(join(REF_DIR, 'bridge'), [], { env, input: '' }));
     }
     extra.version = v;

@@ -65,25 +65,27 @@ export interface DelegateOptions {
   field?: string;
 }
 
-function decodeOutput(who: string, code: number, stdout: string): { result?: unknown } {
+/**
+ * Decodes what a plugin printed: its parsed stdout when it succeeded (undefined when it printed nothing); when it
+ * failed, its error JSON thrown as a CniError with the plugin's own code and `who` in front of its message.
+ */
+export function decodePluginOutput(who: string, code: number, stdout: string, stderr = ''): unknown {
   const text = stdout.trim();
   let parsed: unknown;
   if (text) {
     try {
       parsed = JSON.parse(text);
     } catch {
-      throw internalError(`${who} printed something that is not JSON (exit status ${code}): ${text.slice(0, 200)}`);
+      throw internalError(`${who}: it printed something that is not JSON (exit status ${code}): ${text.slice(0, 200)}`);
     }
   }
   if (code !== 0) {
     const e = parsed as { code?: unknown; msg?: unknown; details?: unknown } | undefined;
-    if (e && typeof e.code === 'number' && typeof e.msg === 'string') {
-      // Keep the delegate's code; say who failed.
-      throw new CniError(e.code, `${who}: ${e.msg}`, typeof e.details === 'string' ? e.details : '');
-    }
-    throw internalError(`${who} failed with exit status ${code}${text ? `: ${text.slice(0, 200)}` : ''}`);
+    if (e && typeof e.code === 'number' && typeof e.msg === 'string') throw new CniError(e.code, `${who}: ${e.msg}`, typeof e.details === 'string' ? e.details : '');
+    const why = text || stderr.trim() || 'no error message';
+    throw internalError(`${who}: exit status ${code}: ${why.slice(0, 300)}`);
   }
-  return parsed === undefined ? {} : { result: parsed };
+  return parsed;
 }
 
 function execPlugin(file: string, stdin: Buffer, env: Record<string, string | undefined>): Promise<{ code: number; stdout: string }> {
@@ -108,7 +110,7 @@ export async function delegate(type: string, command: Command, o: DelegateOption
     inProc && isOwnExecutable(file)
       ? await runPlugin(inProc, { stdin: o.stdin, env, stderr: (t) => process.stderr.write(t) }).then((r) => ({ code: r.exitCode, stdout: r.stdout }))
       : await execPlugin(file, o.stdin, env);
-  return decodeOutput(who, code, stdout).result;
+  return decodePluginOutput(who, code, stdout);
 }
 
 export async function delegateAdd(type: string, version: string, o: DelegateOptions): Promise<Result> {

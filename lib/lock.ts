@@ -1,74 +1,77 @@
 /**
- * File locks compatible with the Go plugins' flock(LOCK_EX). Node has no flock(2), so a small `flock FILE cat`
- * child holds the lock for us: we know we hold it when cat echoes our handshake byte, and it is released when
- * we close cat's stdin, or when the kernel closes the pipe because this process died (a killed plugin never
- * leaves a lock behind). Waiting is bounded, and a timeout names the process that holds the lock.
+ * File locks compatible with the Go plugins' flock(LOCK_EX). Node has no flock(2), so we open the lock file
+ * ourselves and let a `flock FD` child take the lock on our open file description and exit: the lock then
+ * belongs to our descriptor. It is released when we close it, or by the kernel when this process dies (a killed
+ * plugin never leaves a lock behind). Waiting is bounded, and a timeout names the processes holding the file.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
-import { tryAgainError, ioError } from './errors';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { ioError, tryAgainError } from './errors';
 
 export interface Lock {
   release(): Promise<void>;
 }
 
 export const DEFAULT_LOCK_WAIT_MS = 10_000;
+/** flock's exit status when it gave up waiting (-E). */
+const TIMED_OUT = 75;
 
-/** Who holds a flock on `file`, from /proc/locks ("pid 123 (host-local)"), for error messages. */
+const cmdline = (pid: string) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+
+/** Who has `file` open ("pid 123 (host-local)"), for error messages; only called after a timeout. */
 export function lockHolder(file: string): string {
+  const holders: string[] = [];
+  const path = resolve(file);
   try {
-    const ino = statSync(file).ino;
-    for (const line of readFileSync('/proc/locks', 'utf8').split('\n')) {
-      const f = line.split(/\s+/);
-      // "1: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"
-      if (f[1] === 'FLOCK' && f[5]?.endsWith(`:${ino}`)) {
-        const pid = f[4]!;
-        let comm = '?';
-        try {
-          comm = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
-          // Our own lock holder is `flock FILE cat`; name its parent, the plugin that owns it.
-          if (comm.startsWith('flock ') || comm === 'cat') {
-            const ppid = /PPid:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-            if (ppid) comm = `${readFileSync(`/proc/${ppid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ')} (pid ${ppid}) via ${comm}`;
+    for (const pid of readdirSync('/proc')) {
+      if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+      try {
+        for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+          if (readlinkSync(`/proc/${pid}/fd/${fd}`) === path) {
+            holders.push(`pid ${pid} (${cmdline(pid)})`);
+            break;
           }
-        } catch {
-          // the holder exited meanwhile
         }
-        return `pid ${pid} (${comm})`;
+      } catch {
+        // the process exited, or is not ours to look at
       }
     }
   } catch {
-    // /proc/locks unreadable: say nothing more
+    // /proc unreadable: say nothing more
   }
-  return 'another process';
+  return holders.length ? holders.slice(0, 3).join(', ') : 'another process';
 }
 
 /** Takes an exclusive flock on `file` (created if missing), waiting at most `waitMs`. */
 export function lockFile(file: string, waitMs = DEFAULT_LOCK_WAIT_MS): Promise<Lock> {
+  let fd: number;
+  try {
+    fd = openSync(file, 'a', 0o644);
+  } catch (e) {
+    return Promise.reject(ioError(`cannot open lock file ${file}: ${(e as Error).message}`));
+  }
+  const secs = Math.max(1, Math.ceil(waitMs / 1000));
   return new Promise((resolve, reject) => {
-    const secs = Math.max(1, Math.ceil(waitMs / 1000));
-    const child = spawn('flock', ['-x', '-w', String(secs), '-E', '75', file, 'cat'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let held = false;
+    const fail = (err: Error) => {
+      closeSync(fd);
+      reject(err);
+    };
+    // The child sees our descriptor as its fd 3 and locks the open file description we share.
+    const child = spawn('flock', ['-x', '-w', String(secs), '-E', String(TIMED_OUT), '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
     let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const closed = new Promise<void>((r) => child.on('close', () => r()));
-    child.stdout.once('data', () => {
-      held = true;
-      resolve({
-        release: () => {
-          child.stdin.end();
-          return closed;
-        },
-      });
-    });
-    child.stdin.on('error', () => {});
-    child.on('error', (e) => reject(ioError(`cannot take lock ${file}: flock: ${e.message}`)));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (e) => fail(ioError(`cannot take lock ${file}: flock: ${e.message}`)));
     child.on('close', (code) => {
-      if (held) return;
-      if (code === 75) reject(tryAgainError(`timed out after ${secs} s waiting for lock ${file}, held by ${lockHolder(file)}`));
-      else reject(ioError(`cannot take lock ${file}: flock exited ${code}: ${stderr.trim()}`));
+      if (code === 0) {
+        resolve({
+          release: async () => {
+            closeSync(fd);
+          },
+        });
+      } else if (code === TIMED_OUT) fail(tryAgainError(`timed out after ${secs} s waiting for lock ${file}, held by ${lockHolder(file)}`));
+      else fail(ioError(`cannot take lock ${file}: flock exited ${code}: ${stderr.trim()}`));
     });
-    child.stdin.write('\n');
   });
 }
 

@@ -50,8 +50,11 @@ export interface FirewallDriver {
   available(): Promise<boolean>;
 
   addMasquerade(r: MasqueradeRequest): Promise<void>;
-  /** Removes the attachment's masquerade; `addresses` may be empty (rules are found by network + container ID). */
-  delMasquerade(r: MasqueradeRequest): Promise<void>;
+  /**
+   * Removes the attachment's masquerade; `addresses` may be empty (rules are found by network + container ID).
+   * Resolves true when something was there to remove (so a caller can skip looking in the other backend).
+   */
+  delMasquerade(r: MasqueradeRequest): Promise<boolean>;
   /** Throws a CniError naming what is missing. */
   checkMasquerade(r: MasqueradeRequest): Promise<void>;
   /** Removes masquerade rules of `network` whose attachment is not in `valid`. */

@@ -3,9 +3,8 @@
  * else as a child through lib/exec), and decodes what it printed. A plugin's error keeps its code; the
  * message says which plugin failed and in which command, as libcni's "plugin type=... failed (add)".
  */
-import { CniError, internalError } from '../errors';
 import { run } from '../exec';
-import { findInPath, inProcessPlugin } from '../invoke';
+import { decodePluginOutput, findInPath, inProcessPlugin } from '../invoke';
 import { runPlugin, type Command } from '../skel';
 import type { PluginConf } from './conf';
 
@@ -46,20 +45,5 @@ export async function callPlugin(c: PluginCall): Promise<unknown> {
   const file = findInPath(c.plugin.type, c.path, `plugins[${c.index}].type`);
   const who = `${describePlugin(c)} failed (${VERB[c.command]})`;
   const { code, stdout, stderr } = await runFile(file, c);
-  const text = stdout.trim();
-  let parsed: unknown;
-  if (text) {
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw internalError(`${who}: it printed something that is not JSON (exit status ${code}): ${text.slice(0, 200)}`);
-    }
-  }
-  if (code !== 0) {
-    const e = parsed as { code?: unknown; msg?: unknown; details?: unknown } | undefined;
-    if (e && typeof e.code === 'number' && typeof e.msg === 'string') throw new CniError(e.code, `${who}: ${e.msg}`, typeof e.details === 'string' ? e.details : '');
-    const why = text || stderr.trim() || 'no error message';
-    throw internalError(`${who}: exit status ${code}: ${why.slice(0, 300)}`);
-  }
-  return parsed;
+  return decodePluginOutput(who, code, stdout, stderr);
 }

@@ -2,7 +2,7 @@
  * DEL: idempotent and complete without the netns, the interface or its addresses. The host veth is found by
  * its derived name (checked against its alias) or prevResult's name; deleting it deletes the container end.
  * Masquerade rules are removed from the addresses in prevResult, or found by their chain and comments, in the
- * configured backend and (found by name only) in the other one.
+ * configured backend, and (found by name only) in the other one when the configured one had none.
  * IPAM, the veth, the rules and the spoof check are independent, so they run in parallel.
  */
 import { firewall, onPath } from '../../lib/firewall/select';
@@ -49,10 +49,14 @@ export async function del(a: CmdArgs): Promise<void> {
   if (conf.ipMasq && conf.ipamType) {
     const key = { network: conf.network, containerID: a.containerID, ifname: a.ifname };
     const fw = firewall(conf.ipMasqBackend);
-    steps.push(fw.delMasquerade({ ...key, addresses: containerAddresses(a.prevResult, a.ifname) }));
-    // The attachment may date from another ipMasqBackend: look there too (by name only, one cheap probe).
     const other = fw.name === 'iptables' ? 'nftables' : 'iptables';
-    if (onPath(other === 'iptables' ? 'iptables' : 'nft')) steps.push(firewall(other).delMasquerade({ ...key, addresses: [] }));
+    // The attachment may date from another ipMasqBackend: look there (by name) only when the configured backend
+    // had nothing, so the usual DEL pays for one backend (on a busy node each probe costs tens of ms).
+    steps.push(
+      fw.delMasquerade({ ...key, addresses: containerAddresses(a.prevResult, a.ifname) }).then(async (found) => {
+        if (!found && onPath(other === 'iptables' ? 'iptables' : 'nft')) await firewall(other).delMasquerade({ ...key, addresses: [] });
+      }),
+    );
   }
   if (conf.macSpoofChk) steps.push(teardownSpoofCheck(a.containerID, a.ifname));
   const settled = await Promise.allSettled(steps);

@@ -125,20 +125,22 @@ async function fastDelete(chain: string, comment: string, byFam: Array<[Family, 
   return new Set(byFam.map(([f]) => f).filter((f) => r.code !== 0 || r.stdout.includes(`failed${f}`)));
 }
 
-async function delFamily(f: Family, chain: string, hadIps: boolean): Promise<void> {
+/** Resolves true when it found something of the attachment to remove. */
+async function delFamily(f: Family, chain: string, hadIps: boolean): Promise<boolean> {
   if (!hadIps && !(await chainExists(f, chain))) {
     // Rules can only jump to a chain that exists: no chain, nothing of this attachment in POSTROUTING.
-    return;
+    return false;
   }
   // No addresses, or a rule was already gone: find what really jumps to the chain.
   const listing = await listPostrouting(f);
-  if (listing === null) return; // no such table or tool: nothing of ours can be there
+  if (listing === null) return false; // no such table or tool: nothing of ours can be there
   const deletes = jumpsTo(listing, chain);
-  if (!deletes.length && !(await chainExists(f, chain))) return;
+  if (!deletes.length && !(await chainExists(f, chain))) return false;
   await iptablesRestore(f, delPayload(chain, deletes));
+  return true;
 }
 
-export async function delMasquerade(r: MasqueradeRequest): Promise<void> {
+export async function delMasquerade(r: MasqueradeRequest): Promise<boolean> {
   const fams = byFamily(r);
   const chain = chainName(r.network, r.containerID);
   const comment = ruleComment(r.network, r.containerID);
@@ -147,7 +149,8 @@ export async function delMasquerade(r: MasqueradeRequest): Promise<void> {
   // With addresses, only the families whose exact rules were already gone are looked up by name; without any,
   // both families are.
   const rest: Family[] = fams.size ? [...failed] : [4, 6];
-  await Promise.all(rest.map((f) => delFamily(f, chain, fams.has(f))));
+  const found = await Promise.all(rest.map((f) => delFamily(f, chain, fams.has(f))));
+  return withIps.length > failed.size || found.some(Boolean);
 }
 
 export async function checkMasquerade(r: MasqueradeRequest): Promise<void> {

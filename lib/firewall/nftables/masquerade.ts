@@ -88,12 +88,13 @@ export async function addMasquerade(r: MasqueradeRequest): Promise<void> {
   if (r.addresses.length) await nftApply(addScript(r));
 }
 
-export async function delMasquerade(r: MasqueradeRequest): Promise<void> {
+export async function delMasquerade(r: MasqueradeRequest): Promise<boolean> {
   const rules = await listRules();
-  if (!rules) return;
+  if (!rules) return false;
   const prefix = instanceHash(r.network, r.ifname, r.containerID);
   const ours = rules.filter((x) => x.comment.startsWith(prefix));
   if (ours.length) await nftApply(deleteScript(ours));
+  return ours.length > 0;
 }
 
 export async function checkMasquerade(r: MasqueradeRequest): Promise<void> {
