@@ -34,18 +34,19 @@ export class ExecError extends CniError {
   }
 }
 
-let spawned = 0;
-/** How many processes this process has started (for tests and the benchmark). */
-export const spawnCount = () => spawned;
 
 const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
 export const commandLine = (cmd: string, args: readonly string[]) => [cmd, ...args].map(quote).join(' ');
 
-function trace(line: string): void {
+/**
+ * Logs one finished process to CNI_TS_TRACE (one line each: duration, command, exit). Processes started
+ * outside `run` (the lock helper, delegated plugins) call it too, so the count per command is complete.
+ */
+export function traceSpawn(startedMs: number, shown: string, exit: string | number | null): void {
   const file = process.env.CNI_TS_TRACE;
   if (!file) return;
   try {
-    appendFileSync(file, line + '\n');
+    appendFileSync(file, `${Date.now() - startedMs}ms ${shown.replace(/\n/g, '\\n')} -> ${exit}\n`);
   } catch {
     // Tracing must never break a request.
   }
@@ -68,7 +69,6 @@ export function start(cmd: string, args: readonly string[], opts: Omit<RunOption
   const [file, argv] = opts.netns ? ['nsenter', [`--net=${opts.netns}`, '--', cmd, ...args]] : [cmd, [...args]];
   const shown = commandLine(cmd, args) + (opts.netns ? ` (in netns ${opts.netns})` : '');
   const started = Date.now();
-  spawned++;
   const child = spawn(file, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: (opts.env ?? process.env) as NodeJS.ProcessEnv });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
@@ -92,7 +92,7 @@ export function start(cmd: string, args: readonly string[], opts: Omit<RunOption
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       const result = { code: code ?? 128, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
-      trace(`${Date.now() - started}ms ${shown} -> ${signal ?? code}`);
+      traceSpawn(started, shown, signal ?? code);
       if (timedOut) {
         reject(new ExecError(ErrorCode.TryAgainLater, `${shown} did not finish within ${timeoutMs} ms and was killed`, result.stderr.trim(), result));
       } else if (result.code !== 0 && !opts.allowFailure) {

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { CniError, configError, ErrorCode, internalError } from './errors';
+import { traceSpawn } from './exec';
 import { runPlugin, type Command, type Plugin } from './skel';
 import { parseResult, type Result } from './types/result';
 
@@ -90,12 +91,16 @@ export function decodePluginOutput(who: string, code: number, stdout: string, st
 
 function execPlugin(file: string, stdin: Buffer, env: Record<string, string | undefined>): Promise<{ code: number; stdout: string }> {
   return new Promise((resolve, reject) => {
+    const started = Date.now();
     const child = spawn(file, [], { env: env as NodeJS.ProcessEnv, stdio: ['pipe', 'pipe', 'inherit'] });
     const out: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stdin.on('error', () => {});
     child.on('error', (e) => reject(new CniError(ErrorCode.IoFailure, `cannot run ${file}: ${e.message}`)));
-    child.on('close', (code) => resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString() }));
+    child.on('close', (code) => {
+      traceSpawn(started, `${file} (CNI_COMMAND=${env.CNI_COMMAND})`, code);
+      resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString() });
+    });
     child.stdin.end(stdin);
   });
 }

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ioError, tryAgainError } from './errors';
+import { traceSpawn } from './exec';
 
 export interface Lock {
   release(): Promise<void>;
@@ -58,11 +59,13 @@ export function lockFile(file: string, waitMs = DEFAULT_LOCK_WAIT_MS): Promise<L
       reject(err);
     };
     // The child sees our descriptor as its fd 3 and locks the open file description we share.
+    const started = Date.now();
     const child = spawn('flock', ['-x', '-w', String(secs), '-E', String(TIMED_OUT), '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     child.on('error', (e) => fail(ioError(`cannot take lock ${file}: flock: ${e.message}`)));
     child.on('close', (code) => {
+      traceSpawn(started, `flock -x -w ${secs} ${file}`, code);
       if (code === 0) {
         resolve({
           release: async () => {
