@@ -115,18 +115,19 @@ describe('nftables planning', () => {
     const text = nft.addScript(req());
     expect(text).toContain('add rule inet cni_portmap hostports meta l4proto . th dport vmap @ports\n');
     expect(text).toContain('add rule inet cni_portmap masq-13 meta mark & 0x2000 == 0x2000 masquerade\n');
+    expect(text).toContain('add rule inet cni_portmap setmark-13 meta mark set meta mark | 0x2000\n');
     const tail = text.slice(text.indexOf(`add chain inet cni_portmap ${DN}`));
     expect(tail).toBe(
       [
         `add chain inet cni_portmap ${DN}`,
         `flush chain inet cni_portmap ${DN}`,
-        `add rule inet cni_portmap ${DN} meta nfproto ipv4 meta l4proto tcp th dport 8080 ip saddr 192.0.2.0/24 meta mark set meta mark | 0x2000 comment "hairpin tcp 8080 IPv4"`,
-        `add rule inet cni_portmap ${DN} meta nfproto ipv4 meta l4proto tcp th dport 8080 ip saddr 127.0.0.1 meta mark set meta mark | 0x2000 comment "localhost tcp 8080 IPv4"`,
+        `add rule inet cni_portmap ${DN} meta nfproto ipv4 meta l4proto tcp th dport 8080 ip saddr 192.0.2.0/24 jump setmark-13 comment "hairpin tcp 8080 IPv4"`,
+        `add rule inet cni_portmap ${DN} meta nfproto ipv4 meta l4proto tcp th dport 8080 ip saddr 127.0.0.1 jump setmark-13 comment "localhost tcp 8080 IPv4"`,
         `add rule inet cni_portmap ${DN} meta nfproto ipv4 meta l4proto tcp th dport 8080 dnat ip to 192.0.2.5:80 comment "dnat tcp 8080 IPv4"`,
-        `add rule inet cni_portmap ${DN} meta nfproto ipv6 meta l4proto tcp th dport 8080 ip6 saddr 2001:db8::/64 meta mark set meta mark | 0x2000 comment "hairpin tcp 8080 IPv6"`,
+        `add rule inet cni_portmap ${DN} meta nfproto ipv6 meta l4proto tcp th dport 8080 ip6 saddr 2001:db8::/64 jump setmark-13 comment "hairpin tcp 8080 IPv6"`,
         `add rule inet cni_portmap ${DN} meta nfproto ipv6 meta l4proto tcp th dport 8080 dnat ip6 to [2001:db8::5]:80 comment "dnat tcp 8080 IPv6"`,
-        `add rule inet cni_portmap ${DN} meta nfproto ipv4 ip daddr 198.51.100.1 meta l4proto udp th dport 53 ip saddr 192.0.2.0/24 meta mark set meta mark | 0x2000 comment "hairpin udp 198.51.100.1 53 IPv4"`,
-        `add rule inet cni_portmap ${DN} meta nfproto ipv4 ip daddr 198.51.100.1 meta l4proto udp th dport 53 ip saddr 127.0.0.1 meta mark set meta mark | 0x2000 comment "localhost udp 198.51.100.1 53 IPv4"`,
+        `add rule inet cni_portmap ${DN} meta nfproto ipv4 ip daddr 198.51.100.1 meta l4proto udp th dport 53 ip saddr 192.0.2.0/24 jump setmark-13 comment "hairpin udp 198.51.100.1 53 IPv4"`,
+        `add rule inet cni_portmap ${DN} meta nfproto ipv4 ip daddr 198.51.100.1 meta l4proto udp th dport 53 ip saddr 127.0.0.1 jump setmark-13 comment "localhost udp 198.51.100.1 53 IPv4"`,
         `add rule inet cni_portmap ${DN} meta nfproto ipv4 ip daddr 198.51.100.1 meta l4proto udp th dport 53 dnat ip to 192.0.2.5:5353 comment "dnat udp 198.51.100.1 53 IPv4"`,
         `add element inet cni_portmap ports { tcp . 8080 comment "net=net1 id=ctr1" : jump ${DN} }`,
         `add element inet cni_portmap hostip4 { 198.51.100.1 . udp . 53 comment "net=net1 id=ctr1" : jump ${DN} }`,

@@ -9,8 +9,14 @@
  *   hostports:  ip daddr . meta l4proto . th dport vmap @hostip4     (mappings with a hostIP)
  *               ip6 daddr . meta l4proto . th dport vmap @hostip6
  *               meta l4proto . th dport vmap @ports                  (any local address)
- *   dn-<hash>:  per mapping and family: hairpin mark, localhost mark (IPv4), dnat; each rule's comment names it
+ *   dn-<hash>:  per mapping and family: hairpin and localhost (IPv4) `jump setmark-<bit>`, dnat; each rule's
+ *               comment names it
+ *   setmark-<bit>:  meta mark set meta mark | <bit>
  *   masq-<bit> (postrouting): meta mark & <bit> == <bit> masquerade
+ * An ADD first sends only the attachment's chain, rules and elements (re-declaring existing chains costs the
+ * kernel an RCU grace period, ~14 ms). Its rules jump to setmark-<bit>, which the skeleton creates together with
+ * masq-<bit>, so the transaction fails as a whole when the skeleton for this mark is missing; then the full
+ * script (skeleton included) is sent.
  * Map elements carry the comment "net=<network> id=<containerID>" so GC finds an attachment's elements.
  */
 import { formatIp, subnetText, type Cidr, type Family } from '../../ip';
@@ -64,7 +70,7 @@ export interface NftRule {
 /** The container chain's rules, in order: per mapping and family the hairpin mark, the localhost mark, the dnat. */
 export function containerRules(r: HostportRequest, cidrs: ReadonlyArray<readonly [Family, Cidr]>): NftRule[] {
   const out: NftRule[] = [];
-  const mark = markHex(r.markMasqBit);
+  const setmark = `jump setmark-${r.markMasqBit}`;
   for (const m of r.mappings) {
     for (const [f, cidr] of cidrs) {
       const { applies, dst } = mappingDestination(m, f);
@@ -74,8 +80,8 @@ export function containerRules(r: HostportRequest, cidrs: ReadonlyArray<readonly
       const rule = (what: string, tail: string) => ({ text: `${base} ${tail} comment "${what} ${name}"`, comment: `${what} ${name}` });
       if (r.snat) {
         const src = r.masqAll ? '' : `${ipKw(f)} saddr ${subnetText(cidr)} `;
-        out.push(rule('hairpin', `${src}meta mark set meta mark | ${mark}`));
-        if (f === 4 && !r.masqAll) out.push(rule('localhost', `ip saddr 127.0.0.1 meta mark set meta mark | ${mark}`));
+        out.push(rule('hairpin', `${src}${setmark}`));
+        if (f === 4 && !r.masqAll) out.push(rule('localhost', `ip saddr 127.0.0.1 ${setmark}`));
       }
       const to = f === 6 ? `[${formatIp(cidr.addr)}]:${m.containerPort}` : `${formatIp(cidr.addr)}:${m.containerPort}`;
       out.push(rule('dnat', `dnat ${ipKw(f)} to ${to}`));
@@ -106,15 +112,19 @@ export function skeleton(r: HostportRequest): string[] {
     `add rule ${TABLE} hostports ip6 daddr . meta l4proto . th dport vmap @hostip6`,
     `add rule ${TABLE} hostports meta l4proto . th dport vmap @ports`,
   ];
-  // With an external mark chain (kube-proxy's KUBE-MARK-MASQ bit, say) its owner masquerades marked packets.
-  if (r.snat && !r.externalSetMarkChain) {
-    const masq = `masq-${r.markMasqBit}`;
+  if (r.snat) {
     const mark = markHex(r.markMasqBit);
-    out.push(
-      `add chain ${TABLE} ${masq} { type nat hook postrouting priority srcnat; policy accept; }`,
-      `flush chain ${TABLE} ${masq}`,
-      `add rule ${TABLE} ${masq} meta mark & ${mark} == ${mark} masquerade`,
-    );
+    const setmark = `setmark-${r.markMasqBit}`;
+    out.push(`add chain ${TABLE} ${setmark}`, `flush chain ${TABLE} ${setmark}`, `add rule ${TABLE} ${setmark} meta mark set meta mark | ${mark}`);
+    // With an external mark chain (kube-proxy's KUBE-MARK-MASQ bit, say) its owner masquerades marked packets.
+    if (!r.externalSetMarkChain) {
+      const masq = `masq-${r.markMasqBit}`;
+      out.push(
+        `add chain ${TABLE} ${masq} { type nat hook postrouting priority srcnat; policy accept; }`,
+        `flush chain ${TABLE} ${masq}`,
+        `add rule ${TABLE} ${masq} meta mark & ${mark} == ${mark} masquerade`,
+      );
+    }
   }
   return out;
 }
@@ -126,13 +136,12 @@ export const familyCidrs = (r: HostportRequest): Array<readonly [Family, Cidr]> 
     return c ? [[f, c] as const] : [];
   });
 
-/** ADD: skeleton, the container chain (flushed if it was there), its rules, its map elements. */
-export function addScript(r: HostportRequest): string {
+/** ADD once the skeleton is there: the container chain (flushed if it was there), its rules, its map elements. */
+export function containerScript(r: HostportRequest): string {
   const chain = containerChain(r.network, r.containerID);
   const cidrs = familyCidrs(r);
   const owner = ownerComment(r.network, r.containerID);
   return [
-    ...skeleton(r),
     `add chain ${TABLE} ${chain}`,
     `flush chain ${TABLE} ${chain}`,
     ...containerRules(r, cidrs).map((x) => `add rule ${TABLE} ${chain} ${x.text}`),
@@ -140,6 +149,9 @@ export function addScript(r: HostportRequest): string {
     '',
   ].join('\n');
 }
+
+/** The first ADD's script (and the fallback of every other): skeleton, then the container's part. */
+export const addScript = (r: HostportRequest) => [...skeleton(r), containerScript(r)].join('\n');
 
 /**
  * DEL when the families are known or guessed. Re-adding each element with our own verdict before deleting it

@@ -10,6 +10,7 @@ import { familiesOf } from '../iptables/hostport-rules';
 import {
   addScript,
   containerChain,
+  containerScript,
   containerRules,
   delListedScript,
   delScript,
@@ -27,7 +28,10 @@ const nft = (args: string[]) => run('nft', args, { allowFailure: true });
 
 export async function addHostports(r: HostportRequest): Promise<void> {
   try {
-    await nftApply(addScript(r));
+    // The container's part alone first; it fails as a whole without the skeleton, which the full script adds.
+    const fast = await nftApply(containerScript(r), { allowFailure: true });
+    if (fast.code !== 0 && !/File exists/.test(fast.stderr)) await nftApply(addScript(r));
+    else if (fast.code !== 0) throw new ExecError(ErrorCode.Internal, `nft -f - failed: ${fast.stderr.trim()}`, fast.stderr, fast);
   } catch (e) {
     const stderr = e instanceof ExecError ? (e.result?.stderr ?? '') : '';
     const clash = /add element \S+ \S+ (\S+) \{ (.+?) comment/.exec(stderr.split('\n').find((l) => l.startsWith('add element')) ?? '');

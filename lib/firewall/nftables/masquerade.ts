@@ -37,8 +37,14 @@ function ruleBodies(addresses: string[]): string[] {
   });
 }
 
-export function addScript(r: MasqueradeRequest): string {
+/** The attachment's own rules: all an ADD adds once the table is set up. */
+export function rulesScript(r: MasqueradeRequest): string {
   const comment = JSON.stringify(ruleComment(r.network, r.ifname, r.containerID));
+  return ruleBodies(r.addresses).map((b) => `add rule ${TABLE} ${CHAIN} ${b} comment ${comment}`).join('\n') + '\n';
+}
+
+/** The table, its chains and the attachment's rules: the first ADD's script, and the fallback of every other. */
+export function addScript(r: MasqueradeRequest): string {
   return [
     `add table ${TABLE} { comment "Masquerading for plugins from github.com/containernetworking/plugins" ; }`,
     `add chain ${TABLE} ${CHAIN} { comment "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet" ; }`,
@@ -47,8 +53,7 @@ export function addScript(r: MasqueradeRequest): string {
     `add rule ${TABLE} postrouting ip daddr 224.0.0.0/4 return`,
     `add rule ${TABLE} postrouting ip6 daddr ff00::/8 return`,
     `add rule ${TABLE} postrouting goto ${CHAIN}`,
-    ...ruleBodies(r.addresses).map((b) => `add rule ${TABLE} ${CHAIN} ${b} comment ${comment}`),
-    '',
+    rulesScript(r),
   ].join('\n');
 }
 
@@ -84,8 +89,15 @@ export async function available(): Promise<boolean> {
   }
 }
 
+/**
+ * Only the attachment's rules first: re-declaring existing chains (and flushing postrouting) makes the kernel
+ * wait for an RCU grace period, ~14 ms a transaction. The transaction fails as a whole when the table or chain
+ * is missing, and then the full script sets them up.
+ */
 export async function addMasquerade(r: MasqueradeRequest): Promise<void> {
-  if (r.addresses.length) await nftApply(addScript(r));
+  if (!r.addresses.length) return;
+  const fast = await nftApply(rulesScript(r), { allowFailure: true });
+  if (fast.code !== 0) await nftApply(addScript(r));
 }
 
 export async function delMasquerade(r: MasqueradeRequest): Promise<boolean> {
