@@ -4,7 +4,7 @@
  */
 import * as z from 'zod/mini';
 import { configError } from '../../lib/errors';
-import type { BackendName, PortMapping } from '../../lib/firewall/driver';
+import type { BackendName, HostportRequest, PortMapping } from '../../lib/firewall/driver';
 import { defaultBackend } from '../../lib/firewall/select';
 import { parseIp } from '../../lib/ip';
 import { parseWith } from '../../lib/types/schema';
@@ -33,16 +33,10 @@ export const PortmapConfSchema = z.looseObject({
   runtimeConfig: z.optional(z.looseObject({ portMappings: z.optional(z.nullable(z.array(PortMappingSchema))) })),
 });
 
-export interface PortmapConfig {
-  snat: boolean;
-  masqAll: boolean;
-  markMasqBit: number;
-  externalSetMarkChain?: string;
-  conditionsV4?: string[];
-  conditionsV6?: string[];
+/** The firewall options are those the driver takes (lib/firewall/driver.ts), plus the backend and the mappings. */
+export type PortmapConfig = Pick<HostportRequest, 'snat' | 'masqAll' | 'markMasqBit' | 'externalSetMarkChain' | 'conditionsV4' | 'conditionsV6' | 'mappings'> & {
   backend: BackendName;
-  mappings: PortMapping[];
-}
+};
 
 const PROTOCOLS = ['tcp', 'udp', 'sctp'] as const;
 

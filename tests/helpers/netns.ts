@@ -55,6 +55,17 @@ export async function must(cmd: string, args: string[], opts: { input?: string }
 
 export const netnsPath = (name: string) => `/var/run/netns/${name}`;
 
+/** A plugin's output with stdout parsed as JSON when it is JSON. */
+export function withJson(r: ExecResult): PluginResult {
+  let json: any;
+  try {
+    json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { ...r, json };
+}
+
 export interface PluginRun {
   command: string;
   conf: unknown;
@@ -117,14 +128,7 @@ export class Sandbox {
     };
     for (const k of run.unset ?? []) delete env[k];
     const input = typeof run.conf === 'string' ? run.conf : JSON.stringify(run.conf);
-    const r = await sh('ip', ['netns', 'exec', this.hostNs, join(dir, type)], { input, env });
-    let json: any;
-    try {
-      json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
-    } catch {
-      json = undefined;
-    }
-    return { ...r, json };
+    return withJson(await sh('ip', ['netns', 'exec', this.hostNs, join(dir, type)], { input, env }));
   }
 
   async cleanup(): Promise<void> {

@@ -7,7 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { IS_REFERENCE, must, netnsPath, ROOT, sh, type ExecResult, type Sandbox } from '../helpers/netns';
+import { IS_REFERENCE, must, netnsPath, ROOT, sh, withJson, type ExecResult, type Sandbox } from '../helpers/netns';
 
 export const INSTALLER = join(ROOT, 'dist', 'cni-install');
 const FIXTURES = join(__dirname, 'fixtures');
@@ -170,14 +170,7 @@ export class Cluster {
       CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.name}`,
       CNI_PATH: node.binDir,
     };
-    const r = await sh('ip', ['netns', 'exec', node.ns, join(node.binDir, String(conf.type))], { input: JSON.stringify(conf), env });
-    let json: any;
-    try {
-      json = r.stdout.trim() ? JSON.parse(r.stdout) : undefined;
-    } catch {
-      json = undefined;
-    }
-    return { ...r, json };
+    return withJson(await sh('ip', ['netns', 'exec', node.ns, join(node.binDir, String(conf.type))], { input: JSON.stringify(conf), env }));
   }
 
   /** The conflist's plugin configs as a runtime passes them: name, cniVersion, capabilities as runtimeConfig. */

@@ -1,17 +1,6 @@
 /** The nftables backend: masquerade (bridge) and host ports (portmap), composed into one driver. */
-import type { FirewallDriver } from '../driver';
-import * as masq from './masquerade';
+import { composeDriver } from '../compose';
 import * as hostport from './hostport';
+import * as masq from './masquerade';
 
-export const nftablesDriver: FirewallDriver = {
-  name: 'nftables',
-  available: masq.available,
-  addMasquerade: masq.addMasquerade,
-  delMasquerade: masq.delMasquerade,
-  checkMasquerade: masq.checkMasquerade,
-  gcMasquerade: masq.gcMasquerade,
-  addHostports: hostport.addHostports,
-  delHostports: hostport.delHostports,
-  checkHostports: hostport.checkHostports,
-  gcHostports: hostport.gcHostports,
-};
+export const nftablesDriver = composeDriver('nftables', masq, hostport);
