@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { CniError, ErrorCode } from './errors';
+import { lockHolder } from './lock-holder';
 
 export interface RunOptions {
   /** Written to the child's stdin, then stdin is closed. */
@@ -150,8 +151,20 @@ export async function ipBatch(lines: readonly string[], opts: RunOptions = {}): 
 }
 
 /** Applies an iptables-restore payload without flushing others' chains; waits a bounded time for the xtables lock. */
-export function iptablesRestore(family: 4 | 6, payload: string, opts: RunOptions = {}): Promise<RunResult> {
-  return run(family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush', '-w', String(Math.ceil((opts.timeoutMs ?? 10_000) / 1000))], { ...opts, input: payload });
+/** Where iptables-legacy keeps its lock (iptables-nft takes none). */
+const XTABLES_LOCK = '/run/xtables.lock';
+
+export async function iptablesRestore(family: 4 | 6, payload: string, opts: RunOptions = {}): Promise<RunResult> {
+  const secs = Math.ceil((opts.timeoutMs ?? 10_000) / 1000);
+  try {
+    return await run(family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush', '-w', String(secs)], { ...opts, input: payload });
+  } catch (e) {
+    // iptables-legacy gave up waiting for the xtables lock: a retryable error that says who holds it.
+    if (e instanceof ExecError && /xtables lock/i.test(e.result?.stderr ?? '')) {
+      throw new ExecError(ErrorCode.TryAgainLater, `iptables-restore waited ${secs} s for ${XTABLES_LOCK}, held by ${lockHolder(XTABLES_LOCK)}`, e.details, e.result);
+    }
+    throw e;
+  }
 }
 
 /** Applies an nft script as one transaction. */

@@ -5,10 +5,10 @@
  * plugin never leaves a lock behind). Waiting is bounded, and a timeout names the processes holding the file.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { closeSync, openSync } from 'node:fs';
 import { ioError, tryAgainError } from './errors';
 import { traceSpawn } from './exec';
+import { lockHolder } from './lock-holder';
 
 export interface Lock {
   release(): Promise<void>;
@@ -17,32 +17,6 @@ export interface Lock {
 export const DEFAULT_LOCK_WAIT_MS = 10_000;
 /** flock's exit status when it gave up waiting (-E). */
 const TIMED_OUT = 75;
-
-const cmdline = (pid: string) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
-
-/** Who has `file` open ("pid 123 (host-local)"), for error messages; only called after a timeout. */
-export function lockHolder(file: string): string {
-  const holders: string[] = [];
-  const path = resolve(file);
-  try {
-    for (const pid of readdirSync('/proc')) {
-      if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
-      try {
-        for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-          if (readlinkSync(`/proc/${pid}/fd/${fd}`) === path) {
-            holders.push(`pid ${pid} (${cmdline(pid)})`);
-            break;
-          }
-        }
-      } catch {
-        // the process exited, or is not ours to look at
-      }
-    }
-  } catch {
-    // /proc unreadable: say nothing more
-  }
-  return holders.length ? holders.slice(0, 3).join(', ') : 'another process';
-}
 
 /** Takes an exclusive flock on `file` (created if missing), waiting at most `waitMs`. */
 export function lockFile(file: string, waitMs = DEFAULT_LOCK_WAIT_MS): Promise<Lock> {
