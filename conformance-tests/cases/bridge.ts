@@ -6,7 +6,7 @@
 import type { Attachment, Env } from '../env';
 import { mentions, WORLD } from '../env';
 import { check, show, Skip, type Case } from '../harness';
-import { cmp } from '../probe';
+import { cmp, type PluginSet } from '../probe';
 import { checkResult } from '../shape';
 import { ALL_VERSIONS, bridgeConf, expectError, firstIp, needVersion, versionFor, withPrev } from './common';
 
@@ -141,6 +141,32 @@ const gcCases: Case[] = BACKENDS.map(({ suffix, extra }) => ({
   },
 }));
 
+/** Six bridge ADDs at once for different containers; with `warmUp`, onto a bridge that already exists. */
+async function concurrentAdds(env: Env, set: PluginSet, warmUp: boolean): Promise<void> {
+  const conf = bridgeConf(env, versionFor(set, P), { ipMasq: true });
+  if (warmUp) {
+    // One container attached and removed first, so the bridge and its gateway address exist before the racers.
+    const w = await env.attachment();
+    const r = await env.ok('bridge', 'ADD', conf, w);
+    await env.ok('bridge', 'DEL', withPrev(conf, r), w);
+  }
+  const atts = await Promise.all(Array.from({ length: 6 }, () => env.attachment()));
+  const adds = await Promise.all(atts.map((a) => env.call('bridge', { command: 'ADD', conf, containerID: a.containerID, netns: a.netns })));
+  const bad = adds.map((r, i) => [r, i] as const).filter(([r]) => r.code !== 0);
+  check(bad.length === 0, `${bad.length} of 6 concurrent ADDs failed: ${show(bad[0]?.[0].stdout)}`);
+  const ips = adds.map((r) => firstIp(r.json));
+  check(new Set(ips).size === 6, `concurrent ADDs got duplicate addresses: ${ips.join(' ')}`);
+  await env.serve(atts[5]!.ns, ips[5]!, 7004, 'last');
+  for (const a of atts.slice(0, 5)) {
+    const r = await env.connect(a.ns, ips[5]!, 7004);
+    check(r.ok, `${a.containerID} cannot reach ${ips[5]}:7004 after concurrent ADDs: ${r.text}`);
+  }
+  const dels = await Promise.all(atts.map((a, i) => env.call('bridge', { command: 'DEL', conf: withPrev(conf, adds[i]!.json), containerID: a.containerID, netns: a.netns })));
+  check(dels.every((r) => r.code === 0), `concurrent DELs failed: ${show(dels.find((r) => r.code !== 0)?.stdout)}`);
+  const left = mentions(await env.netfilter(), [...ips, ...atts.map((a) => a.containerID)]);
+  check(left.length === 0, `after concurrent DELs the host netfilter still mentions them: ${show(left)}`);
+}
+
 export const bridgeCases: Case[] = [
   ...shapeCases,
   {
@@ -163,24 +189,14 @@ export const bridgeCases: Case[] = [
     basis: 'SPEC §3 Lifecycle (plugins must handle concurrent calls for different containers)',
     level: 'must',
     plugins: P,
-    async run(env, set) {
-      const conf = bridgeConf(env, versionFor(set, P), { ipMasq: true });
-      const atts = await Promise.all(Array.from({ length: 6 }, () => env.attachment()));
-      const adds = await Promise.all(atts.map((a) => env.call('bridge', { command: 'ADD', conf, containerID: a.containerID, netns: a.netns })));
-      const bad = adds.map((r, i) => [r, i] as const).filter(([r]) => r.code !== 0);
-      check(bad.length === 0, `${bad.length} of 6 concurrent ADDs on a new bridge failed: ${show(bad[0]?.[0].stdout)}`);
-      const ips = adds.map((r) => firstIp(r.json));
-      check(new Set(ips).size === 6, `concurrent ADDs got duplicate addresses: ${ips.join(' ')}`);
-      await env.serve(atts[5]!.ns, ips[5]!, 7004, 'last');
-      for (const a of atts.slice(0, 5)) {
-        const r = await env.connect(a.ns, ips[5]!, 7004);
-        check(r.ok, `${a.containerID} cannot reach ${ips[5]}:7004 after concurrent ADDs: ${r.text}`);
-      }
-      const dels = await Promise.all(atts.map((a, i) => env.call('bridge', { command: 'DEL', conf: withPrev(conf, adds[i]!.json), containerID: a.containerID, netns: a.netns })));
-      check(dels.every((r) => r.code === 0), `concurrent DELs failed: ${show(dels.find((r) => r.code !== 0)?.stdout)}`);
-      const left = mentions(await env.netfilter(), [...ips, ...atts.map((a) => a.containerID)]);
-      check(left.length === 0, `after concurrent DELs the host netfilter still mentions them: ${show(left)}`);
-    },
+    run: (env, set) => concurrentAdds(env, set, true),
+  },
+  {
+    id: 'bridge/concurrent-new-bridge',
+    basis: 'concurrent ADDs racing to create the same bridge and gateway address',
+    level: 'should',
+    plugins: P,
+    run: (env, set) => concurrentAdds(env, set, false),
   },
   {
     id: 'bridge/mtu',

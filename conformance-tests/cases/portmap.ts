@@ -64,6 +64,40 @@ function canonical(x: any): string {
   return JSON.stringify(sort(body));
 }
 
+/** Four portmap ADDs at once for different containers; with `warmUp`, after the shared chains exist. */
+async function concurrentAdds(env: Env, set: PluginSet, warmUp: boolean): Promise<void> {
+  const v = versionFor(set, P, '0.3.0');
+  const world = await env.world();
+  const bridge = bridgeConf(env, v);
+  const atts: Attachment[] = [];
+  const results: any[] = [];
+  for (let i = 0; i < 4; i++) {
+    const a = await env.attachment();
+    results.push(await env.ok('bridge', 'ADD', bridge, a));
+    await env.serve(a.ns, '0.0.0.0', CTR_PORT, `ctr${i}`);
+    atts.push(a);
+  }
+  const pm = (i: number) => ({ cniVersion: v, name: bridge.name, type: 'portmap', runtimeConfig: { portMappings: [{ hostPort: 8100 + i, containerPort: CTR_PORT, protocol: 'tcp' }] }, prevResult: results[i] });
+  if (warmUp) {
+    // One mapping added and removed first, so shared top-level chains exist before the concurrent ADDs.
+    const w = await env.attachment();
+    const wr = await env.ok('bridge', 'ADD', bridge, w);
+    const wpm = { ...pm(0), runtimeConfig: { portMappings: [{ hostPort: 8099, containerPort: CTR_PORT, protocol: 'tcp' }] }, prevResult: wr };
+    const added = await env.ok('portmap', 'ADD', wpm, w);
+    await env.ok('portmap', 'DEL', withPrev(wpm, added), w);
+  }
+  const adds = await Promise.all(atts.map((a, i) => env.call('portmap', { command: 'ADD', conf: pm(i), containerID: a.containerID, netns: a.netns })));
+  check(adds.every((r) => r.code === 0), `concurrent portmap ADDs failed: ${show(adds.find((r) => r.code !== 0)?.stdout)}`);
+  for (let i = 0; i < 4; i++) {
+    const r = await env.connect(world, WORLD.hostIp, 8100 + i);
+    check(r.ok && r.text.startsWith(`ctr${i} `), `${WORLD.hostIp}:${8100 + i} should reach ctr${i}, got ${show(r.text)}`);
+  }
+  const dels = await Promise.all(atts.map((a, i) => env.call('portmap', { command: 'DEL', conf: withPrev(pm(i), adds[i]!.json), containerID: a.containerID, netns: a.netns })));
+  check(dels.every((r) => r.code === 0), `concurrent portmap DELs failed: ${show(dels.find((r) => r.code !== 0)?.stdout)}`);
+  const left = mentions(await env.netfilter(), atts.map((a) => a.containerID));
+  check(left.length === 0, `after concurrent DELs the host netfilter still mentions the containers: ${show(left)}`);
+}
+
 export const portmapCases: Case[] = [
   ...ALL_VERSIONS.filter((v) => v >= '0.3.0').map(
     (v): Case => ({
@@ -201,30 +235,14 @@ export const portmapCases: Case[] = [
     basis: 'SPEC §3 Lifecycle (concurrent calls for different containers); portmap docs',
     level: 'must',
     plugins: P,
-    async run(env, set) {
-      const v = versionFor(set, P, '0.3.0');
-      const world = await env.world();
-      const bridge = bridgeConf(env, v);
-      const atts: Attachment[] = [];
-      const results: any[] = [];
-      for (let i = 0; i < 4; i++) {
-        const a = await env.attachment();
-        results.push(await env.ok('bridge', 'ADD', bridge, a));
-        await env.serve(a.ns, '0.0.0.0', CTR_PORT, `ctr${i}`);
-        atts.push(a);
-      }
-      const pm = (i: number) => ({ cniVersion: v, name: bridge.name, type: 'portmap', runtimeConfig: { portMappings: [{ hostPort: 8100 + i, containerPort: CTR_PORT, protocol: 'tcp' }] }, prevResult: results[i] });
-      const adds = await Promise.all(atts.map((a, i) => env.call('portmap', { command: 'ADD', conf: pm(i), containerID: a.containerID, netns: a.netns })));
-      check(adds.every((r) => r.code === 0), `concurrent portmap ADDs failed: ${show(adds.find((r) => r.code !== 0)?.stdout)}`);
-      for (let i = 0; i < 4; i++) {
-        const r = await env.connect(world, WORLD.hostIp, 8100 + i);
-        check(r.ok && r.text.startsWith(`ctr${i} `), `${WORLD.hostIp}:${8100 + i} should reach ctr${i}, got ${show(r.text)}`);
-      }
-      const dels = await Promise.all(atts.map((a, i) => env.call('portmap', { command: 'DEL', conf: withPrev(pm(i), adds[i]!.json), containerID: a.containerID, netns: a.netns })));
-      check(dels.every((r) => r.code === 0), `concurrent portmap DELs failed: ${show(dels.find((r) => r.code !== 0)?.stdout)}`);
-      const left = mentions(await env.netfilter(), atts.map((a) => a.containerID));
-      check(left.length === 0, `after concurrent DELs the host netfilter still mentions the containers: ${show(left)}`);
-    },
+    run: (env, set) => concurrentAdds(env, set, true),
+  },
+  {
+    id: 'portmap/concurrent-first',
+    basis: 'concurrent ADDs on a host with no port mapping yet (the shared chains are created by the racers)',
+    level: 'should',
+    plugins: P,
+    run: (env, set) => concurrentAdds(env, set, false),
   },
   {
     id: 'portmap/udp-port-reassigned',
