@@ -1,0 +1,121 @@
+// Two changes to what `npm run build` produces, made in bytes because a single-executable app cannot be given V8
+// flags (argv goes to the app, NODE_OPTIONS is the runtime's) and Node 20's SEA config cannot ask for them.
+//
+// 1. Faster start (the node binary): `--rehash-snapshot` off. Node sets it at every start
+//    (SetFlagsFromString("--rehash-snapshot")), so V8 derives a fresh string-hash secret and rehashes every table of
+//    the snapshot: since Node 20.20 that secret is found by Miller-Rabin tests of random 64-bit candidates, ~4-5 ms
+//    of a ~25 ms start here, paid by every plugin call. Off, the hash seed baked into the snapshot at build time is
+//    used. The cost: the string-hash secret is the same in every run of one build, so hash-flooding input could be
+//    precomputed; our input is the runtime's (root's) config, at most 4 MiB, so that is not a threat model here.
+//    How: the flag's initial value in V8's flag struct becomes false, found through V8's flag table (an entry holds
+//    pointers to the flag's name, value and default), so no symbols are needed; and the literal "--rehash-snapshot"
+//    that Node passes becomes "" (its first byte NUL; only a literal starting exactly there is affected). The SEA
+//    blob must then be built by the patched binary: V8 checks the blob's flag hash at start.
+//
+// 2. A portable snapshot (the SEA blob). Node refuses a user-land snapshot whose V8 "cache version tag" differs
+//    from the running one, and that tag hashes the CPU features V8 detected (SSE4, AVX2, BMI, LZCNT, CET...): a
+//    snapshot built on one machine did not start at all on a CPU with other features ("Failed to load the startup
+//    snapshot ... different V8 configurations", exit 14), fatal for a plugin copied to every node of a cluster.
+//    Node skips that check for snapshots marked "without code cache", because the startup snapshot itself holds
+//    no machine code (bytecode and heap objects only; V8 checks its version) and V8 checks each code cache entry
+//    on its own (version and flags). We set that mark in the blob's metadata and keep the code cache.
+'use strict';
+const { readFileSync, writeFileSync } = require('node:fs');
+
+const PT_LOAD = 1;
+const PF_W = 2;
+
+class Elf {
+  constructor(bytes) {
+    const f = (this.f = bytes);
+    if (f.readUInt32BE(0) !== 0x7f454c46 || f[4] !== 2 || f[5] !== 1) throw new Error('not a little-endian ELF64 file');
+    // Only a fixed-address executable holds the flag table's pointers in its file (a PIE's are relocated at load).
+    if (f.readUInt16LE(0x10) !== 2) throw new Error('not a fixed-address (non-PIE) executable');
+    const phoff = Number(f.readBigUInt64LE(0x20));
+    const phsz = f.readUInt16LE(0x36);
+    this.segs = [];
+    for (let i = 0; i < f.readUInt16LE(0x38); i++) {
+      const o = phoff + i * phsz;
+      if (f.readUInt32LE(o) !== PT_LOAD) continue;
+      this.segs.push({ flags: f.readUInt32LE(o + 4), off: Number(f.readBigUInt64LE(o + 8)), vaddr: Number(f.readBigUInt64LE(o + 16)), filesz: Number(f.readBigUInt64LE(o + 32)) });
+    }
+  }
+  offOf(va) {
+    const s = this.segs.find((x) => va >= x.vaddr && va < x.vaddr + x.filesz);
+    return s ? va - s.vaddr + s.off : -1;
+  }
+  vaOf(off) {
+    const s = this.segs.find((x) => off >= x.off && off < x.off + x.filesz);
+    return s ? off - s.off + s.vaddr : -1;
+  }
+  /** File offsets of NUL-terminated literals equal to `s` that start after a NUL. */
+  literals(s) {
+    const needle = Buffer.from(`\0${s}\0`, 'latin1');
+    const out = [];
+    for (let at = this.f.indexOf(needle); at >= 0; at = this.f.indexOf(needle, at + 1)) out.push(at + 1);
+    return out;
+  }
+  /** The flag-table entry of `name`: file offsets of its value and default. */
+  flag(name) {
+    const names = this.literals(name);
+    if (names.length !== 1) throw new Error(`expected one "${name}" literal, found ${names.length}`);
+    const nameVa = BigInt(this.vaOf(names[0]));
+    const hits = [];
+    for (const s of this.segs.filter((x) => x.flags & PF_W)) {
+      for (let p = s.off + ((8 - (s.off % 8)) % 8); p + 24 <= s.off + s.filesz; p += 8) {
+        if (this.f.readBigUInt64LE(p) === nameVa) hits.push([Number(this.f.readBigUInt64LE(p + 8)), Number(this.f.readBigUInt64LE(p + 16))]);
+      }
+    }
+    if (hits.length !== 1) throw new Error(`expected one flag-table entry for ${name}, found ${hits.length}`);
+    const [value, def] = hits[0].map((va) => this.offOf(va));
+    if (value < 0 || def < 0) throw new Error(`flag ${name} points outside the file`);
+    return { value, def };
+  }
+  boolFlagOff(name) {
+    const { value, def } = this.flag(name);
+    if (this.f[value] !== 1 || this.f[def] !== 1) throw new Error(`${name} is not a bool flag that is true here`);
+    return () => (this.f[value] = 0);
+  }
+}
+
+/** Node's tuned binary: the bytes and why the change was not made ('' when it was). Never throws. */
+function tuneNode(input) {
+  try {
+    const elf = new Elf(Buffer.from(input));
+    const cli = elf.literals('--rehash-snapshot');
+    if (cli.length !== 1) throw new Error(`expected one "--rehash-snapshot" literal, found ${cli.length}`);
+    const off = elf.boolFlagOff('rehash_snapshot');
+    off();
+    elf.f[cli[0]] = 0;
+    return { bytes: elf.f, notDone: '' };
+  } catch (e) {
+    return { bytes: input, notDone: e.message };
+  }
+}
+
+function tuneFile(src, dst) {
+  const r = tuneNode(readFileSync(src));
+  writeFileSync(dst, r.bytes, { mode: 0o755 });
+  return r.notDone;
+}
+
+const WITHOUT_CODE_CACHE = 1;
+
+/**
+ * Marks the snapshot in an SEA blob portable (see 2. above). Its metadata is the snapshot type, then the Node
+ * version, arch and platform (each a 64-bit length and the text), then the V8 tag and the flags (32 bits each);
+ * `tag` is the builder's `v8.cachedDataVersionTag()`. Throws when the metadata is not found exactly once.
+ */
+function markSnapshotPortable(blob, tag, platform = process.platform) {
+  const needle = Buffer.alloc(8 + platform.length + 4);
+  needle.writeBigUInt64LE(BigInt(platform.length), 0);
+  needle.write(platform, 8, 'latin1');
+  needle.writeUInt32LE(tag, 8 + platform.length);
+  const at = blob.indexOf(needle);
+  if (at < 0 || blob.indexOf(needle, at + 1) >= 0) throw new Error(`snapshot metadata (platform ${platform}, tag ${tag.toString(16)}) not found exactly once in the SEA blob`);
+  const flagsAt = at + needle.length;
+  blob.writeUInt32LE(blob.readUInt32LE(flagsAt) | WITHOUT_CODE_CACHE, flagsAt);
+  return blob;
+}
+
+module.exports = { tuneNode, tuneFile, markSnapshotPortable };

@@ -1,0 +1,81 @@
+/** The byte-level changes the build makes to node and to the SEA blob, on synthetic files of the same shape. */
+import { markSnapshotPortable, tuneNode } from '../../build/node-patch.cjs';
+
+/** A fixed-address ELF64 with one writable PT_LOAD covering the file: literals, a flag value and a flag-table entry. */
+function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer; valueOff: number; cliOff: number } {
+  const VADDR = 0x400000;
+  const f = Buffer.alloc(0x400);
+  f.writeUInt32BE(0x7f454c46, 0);
+  f[4] = 2; // ELF64
+  f[5] = 1; // little-endian
+  f.writeUInt16LE(opts.pie ? 3 : 2, 0x10);
+  f.writeBigUInt64LE(0x40n, 0x20); // e_phoff
+  f.writeUInt16LE(56, 0x36);
+  f.writeUInt16LE(1, 0x38);
+  // PT_LOAD, RW, offset 0 -> VADDR, the whole file
+  f.writeUInt32LE(1, 0x40);
+  f.writeUInt32LE(6, 0x44);
+  f.writeBigUInt64LE(0n, 0x48);
+  f.writeBigUInt64LE(BigInt(VADDR), 0x50);
+  f.writeBigUInt64LE(0x400n, 0x60);
+  const cliOff = 0x101;
+  f.write('--rehash-snapshot\0', cliOff, 'latin1');
+  const nameOff = 0x121;
+  f.write('rehash_snapshot\0', nameOff, 'latin1');
+  const valueOff = 0x140;
+  const defOff = 0x141;
+  f[valueOff] = opts.value ?? 1;
+  f[defOff] = 1;
+  // Flag entry {type, name, valptr, defptr} at 0x200.
+  f.writeBigUInt64LE(0n, 0x200);
+  f.writeBigUInt64LE(BigInt(VADDR + nameOff), 0x208);
+  f.writeBigUInt64LE(BigInt(VADDR + valueOff), 0x210);
+  f.writeBigUInt64LE(BigInt(VADDR + defOff), 0x218);
+  return { bytes: f, valueOff, cliOff };
+}
+
+describe('node tuning', () => {
+  test('turns rehash_snapshot off through the flag table and empties the literal node passes', () => {
+    const { bytes, valueOff, cliOff } = fakeNode();
+    const r = tuneNode(bytes);
+    expect(r.notDone).toBe('');
+    expect(r.bytes[valueOff]).toBe(0);
+    expect(r.bytes[cliOff]).toBe(0);
+    expect(r.bytes.toString('latin1', cliOff + 1, cliOff + 17)).toBe('-rehash-snapshot');
+    // The input is left alone.
+    expect(bytes[valueOff]).toBe(1);
+  });
+  test('leaves an unexpected binary as it is and says why', () => {
+    expect(tuneNode(fakeNode({ pie: true }).bytes).notDone).toMatch(/non-PIE/);
+    expect(tuneNode(fakeNode({ value: 0 }).bytes).notDone).toMatch(/not a bool flag that is true/);
+    const { bytes } = fakeNode();
+    bytes.write('x', 0x121, 'latin1');
+    expect(tuneNode(bytes).notDone).toMatch(/one "rehash_snapshot" literal/);
+    expect(tuneNode(Buffer.from('not an elf')).notDone).toMatch(/ELF64/);
+  });
+});
+
+describe('portable snapshot mark', () => {
+  const metadata = (tag: number, flags: number) => {
+    const str = (s: string) => {
+      const b = Buffer.alloc(8 + s.length);
+      b.writeBigUInt64LE(BigInt(s.length));
+      b.write(s, 8, 'latin1');
+      return b;
+    };
+    const tail = Buffer.alloc(8);
+    tail.writeUInt32LE(tag, 0);
+    tail.writeUInt32LE(flags, 4);
+    return Buffer.concat([Buffer.from([0xaa, 1]), str('20.20.2'), str('x64'), str('linux'), tail, Buffer.from('rest of the snapshot')]);
+  };
+  test('sets "without code cache" in the flags after the platform and the V8 tag', () => {
+    const b = markSnapshotPortable(metadata(0xc75c1b23, 0), 0xc75c1b23, 'linux');
+    const at = b.indexOf('linux') + 5 + 4;
+    expect(b.readUInt32LE(at)).toBe(1);
+  });
+  test('throws when the metadata is not found exactly once', () => {
+    expect(() => markSnapshotPortable(metadata(0x1234, 0), 0x9999, 'linux')).toThrow(/not found exactly once/);
+    const twice = Buffer.concat([metadata(0x1234, 0), metadata(0x1234, 0)]);
+    expect(() => markSnapshotPortable(twice, 0x1234, 'linux')).toThrow(/not found exactly once/);
+  });
+});
