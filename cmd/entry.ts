@@ -2,7 +2,8 @@
  * Bundle entry. Under a V8 startup snapshot the module graph is evaluated at build time and `main` runs
  * at process start; without one (node dist/cni.cjs) it runs at once.
  */
-import { main } from './main';
+import { main, PLUGINS } from './main';
+import { warmup } from './warmup';
 
 // A plain require: esbuild's ESM wrapper around a builtin cannot be serialized into the snapshot.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -17,5 +18,8 @@ const start = () => {
   });
 };
 
-if (v8.startupSnapshot?.isBuildingSnapshot()) v8.startupSnapshot.setDeserializeMainFunction(start);
-else start();
+if (v8.startupSnapshot?.isBuildingSnapshot()) {
+  v8.startupSnapshot.setDeserializeMainFunction(start);
+  // The snapshot then holds the bytecode of everything the warm-up ran (see warmup.ts).
+  void warmup(PLUGINS);
+} else start();

@@ -1,0 +1,181 @@
+/**
+ * Runs the pure part of every plugin's request path once while the V8 startup snapshot is built, so the
+ * snapshot carries those functions' bytecode. V8 compiles a function the first time it is called; without
+ * this, each plugin call spent ~15% of its CPU compiling our code (and zod's) again.
+ *
+ * Rules: no process, file or clock use and no module state left behind (what runs here is frozen into every
+ * later start); inputs are made up and fixed. Requests go through `runPlugin` only up to the first check that
+ * would touch the system, and fail there (a missing netns), which also compiles the error paths.
+ */
+import { parseCniArgs } from '../lib/args';
+import * as ipt from '../lib/firewall/iptables/hostport-rules';
+import { addPayload as masqPayload, delPayload as masqDelPayload, attachmentsInListing, dualRestoreScript } from '../lib/firewall/iptables/masquerade';
+import * as nftHp from '../lib/firewall/nftables/hostport-rules';
+import { addScript as nftMasqScript, parseChain, rulesScript } from '../lib/firewall/nftables/masquerade';
+import { formatCidr, formatIp, parseCidr, parseIp } from '../lib/ip';
+import { batchFailures, batchWord } from '../lib/net/batch';
+import { attachmentAlias, hostVethName } from '../lib/net/names';
+import { runPlugin, type Plugin } from '../lib/skel';
+import { formatResult, parseResult, type Result } from '../lib/types/result';
+import { SUPPORTED_VERSIONS } from '../lib/version';
+import { loadConf } from '../plugins/bridge/config';
+import { containerAddresses } from '../plugins/bridge/del';
+import { conflictingAddresses, planAdd } from '../plugins/bridge/plan';
+import { parseConfig } from '../plugins/portmap/config';
+import { hostportRequest, localnetTarget, udpFlushes } from '../plugins/portmap/plan';
+import { loadConfig, requestedIps } from '../ipam/host-local/config';
+import { assignRequested, freeCandidates } from '../ipam/host-local/plan';
+
+const NETWORK = 'warmup';
+const ID = 'warmup-0123456789abcdef';
+const ipam = { type: 'host-local', ranges: [[{ subnet: '198.51.100.0/24' }], [{ subnet: '2001:db8::/64' }]], routes: [{ dst: '0.0.0.0/0' }] };
+const bridgeRaw = (backend: string) => ({ cniVersion: '1.1.0', name: NETWORK, type: 'bridge', bridge: 'cni-warm0', isGateway: true, isDefaultGateway: true, ipMasq: true, ipMasqBackend: backend, hairpinMode: true, ipam });
+
+const ipamResult: Result = {
+  ips: [
+    { address: '198.51.100.7/24', gateway: '198.51.100.1' },
+    { address: '2001:db8::7/64', gateway: '2001:db8::1' },
+  ],
+  routes: [{ dst: '0.0.0.0/0' }],
+  dns: { nameservers: ['192.0.2.53'] },
+};
+
+const portMappings = [
+  { hostPort: 8080, containerPort: 80, protocol: 'tcp' },
+  { hostPort: 5353, containerPort: 53, protocol: 'udp', hostIP: '127.0.0.1' },
+];
+
+function bridgePath(): Result {
+  for (const backend of ['iptables', 'nftables']) {
+    const conf = loadConf(bridgeRaw(backend), parseCniArgs('IgnoreUnknown=1;K8S_POD_NAME=warm'), true);
+    const plan = planAdd({
+      conf,
+      containerID: ID,
+      ifname: 'eth0',
+      netns: '/var/run/netns/warmup',
+      hostVeth: hostVethName(ID, 'eth0', 0),
+      alias: attachmentAlias(ID, 'eth0'),
+      ipam: ipamResult,
+      bridge: { mac: '02:00:00:00:00:01', macPinned: false },
+      macs: { bridge: '02:00:00:00:00:01', host: '02:00:00:00:00:02', container: '02:00:00:00:00:03' },
+    });
+    conflictingAddresses(['198.51.100.1/24', '192.0.2.1/24'], plan.gateways);
+    containerAddresses(plan.result, 'eth0');
+    batchWord('/var/run/netns/warm up');
+    batchFailures('RTNETLINK answers: File exists\nCommand failed -:3\n');
+  }
+  const conf = loadConf(bridgeRaw('iptables'), parseCniArgs(undefined), true);
+  return planAdd({
+    conf,
+    containerID: ID,
+    ifname: 'eth0',
+    netns: '/var/run/netns/warmup',
+    hostVeth: hostVethName(ID, 'eth0', 0),
+    alias: attachmentAlias(ID, 'eth0'),
+    ipam: ipamResult,
+    macs: { bridge: '02:00:00:00:00:01', host: '02:00:00:00:00:02', container: '02:00:00:00:00:03' },
+  }).result;
+}
+
+function masqueradePath(): void {
+  const chain = 'CNI-0123456789abcdef01234567';
+  const comment = `name: "${NETWORK}" id: "${ID}"`;
+  const p4 = masqPayload(4, { chain, comment, ips: ['198.51.100.7'], subnets: ['198.51.100.0/24'] });
+  const p6 = masqPayload(6, { chain, comment, ips: ['2001:db8::7'], subnets: ['2001:db8::/64'] });
+  dualRestoreScript([[4, p4], [6, p6]]);
+  masqDelPayload(chain, [`-D POSTROUTING -s 198.51.100.7 -j ${chain}`]);
+  attachmentsInListing(`-A POSTROUTING -s 198.51.100.7/32 -m comment --comment "name: \\"${NETWORK}\\" id: \\"${ID}\\"" -j ${chain}\n`, NETWORK);
+  const r = { network: NETWORK, containerID: ID, ifname: 'eth0', addresses: ['198.51.100.7/24', '2001:db8::7/64'] };
+  rulesScript(r);
+  nftMasqScript(r);
+  parseChain('\t\tip saddr 198.51.100.7 ip daddr != 198.51.100.0/24 masquerade comment "x" # handle 4\n');
+}
+
+function portmapPath(prev: Result): void {
+  for (const backend of ['iptables', 'nftables']) {
+    const raw = { cniVersion: '1.1.0', name: NETWORK, type: 'portmap', snat: true, backend, runtimeConfig: { portMappings }, prevResult: formatResult(prev, '1.1.0') };
+    const conf = parseConfig(raw);
+    const req = hostportRequest(conf, NETWORK, ID, 'eth0', prev);
+    udpFlushes(req);
+    localnetTarget(req);
+    for (const family of [4, 6] as const) {
+      const cidr = ipt.containerCidr(req, family);
+      if (!cidr) continue;
+      ipt.addPayload(req, family, cidr);
+      ipt.delPayload(req, family);
+      ipt.checkPlan(req, family, cidr);
+      ipt.sharedSetupPayload(ipt.sharedRules(req));
+    }
+    ipt.parseJumps(`-A CNI-HOSTPORT-DNAT -p tcp -m comment --comment "dnat name: \\"${NETWORK}\\" id: \\"${ID}\\"" -m multiport --dports 8080 -j CNI-DN-0123456789abcdef01234\n`);
+    nftHp.addScript(req);
+    nftHp.delScript(req, [4, 6]);
+    nftHp.containerScript(req);
+  }
+}
+
+function hostLocalPath(): void {
+  const raw = { cniVersion: '1.1.0', name: NETWORK, type: 'bridge', ipam: { ...ipam, dataDir: '/var/lib/cni/networks' }, runtimeConfig: { ips: ['198.51.100.9/24'] } };
+  const cfg = loadConfig(raw, NETWORK, '1.1.0');
+  assignRequested(cfg.sets, requestedIps(raw, parseCniArgs('IP=198.51.100.9')));
+  for (const set of cfg.sets) {
+    const it = freeCandidates(set, undefined, new Set(['198.51.100.1', '198.51.100.2']));
+    for (let i = 0; i < 3; i++) it.next();
+  }
+}
+
+function resultsAndAddresses(result: Result): void {
+  for (const v of SUPPORTED_VERSIONS) {
+    const printed = formatResult(result, v);
+    parseResult(printed, v);
+    JSON.stringify(printed);
+  }
+  for (const s of ['198.51.100.7/24', '2001:db8::7/64', '::ffff:192.0.2.1/96']) formatCidr(parseCidr(s)!);
+  formatIp(parseIp('2001:db8:0:0:1::1')!);
+}
+
+/** Each request stops at its first system check (no such netns) or at a validation error, with this code. */
+async function requests(plugins: Record<string, Plugin>): Promise<void> {
+  const env = (command: string) => ({ CNI_COMMAND: command, CNI_CONTAINERID: ID, CNI_NETNS: '/nonexistent/cni-warmup', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent', CNI_ARGS: 'IgnoreUnknown=1' });
+  const inputs: Array<[string, string, unknown, number]> = [
+    ['bridge', 'ADD', bridgeRaw('iptables'), 4],
+    ['bridge', 'ADD', { ...bridgeRaw('iptables'), mtu: 1 }, 7],
+    ['bridge', 'ADD', '{not json', 6],
+    ['bridge', 'VERSION', { cniVersion: '1.0.0' }, 0],
+    ['portmap', 'ADD', { cniVersion: '1.1.0', name: NETWORK, type: 'portmap', runtimeConfig: { portMappings } }, 7],
+    ['host-local', 'ADD', { cniVersion: '9.9.9', name: NETWORK, type: 'host-local' }, 1],
+    ['host-local', 'ADD', { cniVersion: '1.1.0', name: 'bad name', type: 'host-local' }, 7],
+  ];
+  const wrong: string[] = [];
+  for (const [name, command, conf, code] of inputs) {
+    const plugin = plugins[name];
+    if (!plugin) throw new Error(`no plugin ${name}`);
+    const stdin = Buffer.from(typeof conf === 'string' ? conf : JSON.stringify(conf));
+    const out = await runPlugin(plugin, { stdin, env: env(command), stderr: () => undefined });
+    const got = out.exitCode === 0 ? 0 : (JSON.parse(out.stdout) as { code: number }).code;
+    if (got !== code) wrong.push(`${name} ${command} ended with code ${got}, not ${code}: ${out.stdout.trim()}`);
+  }
+  if (wrong.length) throw new Error(wrong.join('; '));
+}
+
+/**
+ * Never throws: a step that fails only leaves its functions to be compiled at run time. Returns what failed
+ * (a unit test keeps it empty).
+ */
+export async function warmup(plugins: Record<string, Plugin>): Promise<string[]> {
+  const failed: string[] = [];
+  const step = async (name: string, f: () => unknown) => {
+    try {
+      await f();
+    } catch (e) {
+      failed.push(`${name}: ${(e as Error).message}`);
+    }
+  };
+  let result: Result | undefined;
+  await step('bridge', () => (result = bridgePath()));
+  await step('masquerade', masqueradePath);
+  if (result) await step('portmap', () => portmapPath(result!));
+  if (result) await step('results', () => resultsAndAddresses(result!));
+  await step('host-local', hostLocalPath);
+  await step('requests', () => requests(plugins));
+  return failed;
+}
