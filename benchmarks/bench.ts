@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chainAdd, chainDel, sh, type Attach, type Impl } from './chain';
+import { inHost } from './host';
 import { median, table, timeRun } from './stats';
 
 const root = join(__dirname, '..', '..', '..');
@@ -28,9 +29,11 @@ const BUSY_RULES = Number(opt('busy-rules', '20000'));
 const REF_DIR = '/usr/lib/cni';
 const run = (name: string) => !ONLY.length || ONLY.includes(name);
 
-const tag = (process.pid % 46656).toString(36);
-const hostNs = `bench-${tag}`;
-const work = mkdtempSync(join(tmpdir(), 'cni-bench-'));
+const hostNs = process.env.CNI_BENCH_HOST_NS ?? `bench-${(process.pid % 46656).toString(36)}`;
+const tag = hostNs.replace(/^bench-/, '');
+// Everything below runs in a child that lives in the host namespace (host.ts); this process only waits for it.
+const inside = inHost(hostNs);
+const work = inside ? mkdtempSync(join(tmpdir(), 'cni-bench-')) : '';
 const namespaces = new Set<string>();
 
 function addNs(name: string): string {
@@ -51,7 +54,7 @@ function cleanup(): void {
   rmSync(work, { recursive: true, force: true });
 }
 process.on('SIGINT', () => {
-  cleanup();
+  if (inside) cleanup();
   process.exit(130);
 });
 
@@ -87,10 +90,10 @@ async function measure(scenario: string, rounds: number, only: Impl[] = impls): 
     for (const impl of only) {
       const a = newAttach(impl);
       let t = performance.now();
-      const result = await chainAdd(hostNs, impl, a);
+      const result = await chainAdd(undefined, impl, a);
       const add = performance.now() - t;
       t = performance.now();
-      await chainDel(hostNs, impl, a, result);
+      await chainDel(undefined, impl, a, result);
       const del = performance.now() - t;
       delNs(a.ns);
       byImpl.get(impl.name)!.add.push(add);
@@ -109,7 +112,7 @@ async function attachUpTo(n: number): Promise<void> {
     // A few at a time: the point is the state they leave, not how fast they got there.
     while (list.length < n) {
       const batch = Array.from({ length: Math.min(4, n - list.length) }, () => newAttach(impl));
-      const results = await Promise.all(batch.map((a) => chainAdd(hostNs, impl, a)));
+      const results = await Promise.all(batch.map((a) => chainAdd(undefined, impl, a)));
       batch.forEach((a, i) => list.push({ a, result: results[i] }));
     }
   }
@@ -117,7 +120,7 @@ async function attachUpTo(n: number): Promise<void> {
 async function detachAll(): Promise<void> {
   for (const impl of impls) {
     for (const { a, result } of attached.get(impl.name) ?? []) {
-      await chainDel(hostNs, impl, a, result);
+      await chainDel(undefined, impl, a, result);
       delNs(a.ns);
     }
     attached.set(impl.name, []);
@@ -192,8 +195,6 @@ function fillHostLocal(dir: string, network: string): void {
 
 async function main(): Promise<void> {
   console.log(`benchmark: ${impls.map((i) => i.name).join(', ')}; ${ROUNDS} interleaved rounds per scenario; host netns ${hostNs}\n`);
-  addNs(hostNs);
-  sh('ip', ['-n', hostNs, 'link', 'set', 'lo', 'up']);
   for (const i of impls) if (i.trace) writeFileSync(i.trace, '');
 
   if (run('idle')) {
@@ -211,12 +212,12 @@ async function main(): Promise<void> {
   await detachAll();
 
   if (run('busy')) {
-    sh('ip', ['netns', 'exec', hostNs, 'iptables-restore', '--noflush'], kubeProxyRules(BUSY_RULES));
+    sh('iptables-restore', ['--noflush'], kubeProxyRules(BUSY_RULES));
     // The reference takes ~19 s per ADD here; fewer rounds keep the run bounded.
     await measure(`busy (${BUSY_RULES} NAT rules)`, Math.min(ROUNDS, 3));
-    sh('ip', ['netns', 'exec', hostNs, 'iptables', '-t', 'nat', '-F', 'KUBE-SERVICES']);
-    sh('ip', ['netns', 'exec', hostNs, 'iptables', '-t', 'nat', '-D', 'PREROUTING', '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES']);
-    sh('ip', ['netns', 'exec', hostNs, 'iptables', '-t', 'nat', '-D', 'OUTPUT', '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES']);
+    sh('iptables', ['-t', 'nat', '-F', 'KUBE-SERVICES']);
+    sh('iptables', ['-t', 'nat', '-D', 'PREROUTING', '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES']);
+    sh('iptables', ['-t', 'nat', '-D', 'OUTPUT', '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES']);
   }
 
   if (run('parallel')) {
@@ -224,11 +225,11 @@ async function main(): Promise<void> {
     for (const impl of impls) {
       const batch = Array.from({ length: 50 }, () => newAttach(impl));
       const t = performance.now();
-      const settled = await Promise.allSettled(batch.map((a) => chainAdd(hostNs, impl, a)));
+      const settled = await Promise.allSettled(batch.map((a) => chainAdd(undefined, impl, a)));
       const wallMs = performance.now() - t;
       const ips = settled.flatMap((s) => (s.status === 'fulfilled' ? (s.value.ips ?? []).map((x: { address: string }) => x.address) : []));
       par[impl.name] = { wallMs, failures: settled.filter((s) => s.status === 'rejected').length, duplicates: ips.length - new Set(ips).size };
-      await Promise.all(batch.map((a, i) => chainDel(hostNs, impl, a, settled[i]!.status === 'fulfilled' ? (settled[i] as PromiseFulfilledResult<unknown>).value : undefined).catch(() => undefined)));
+      await Promise.all(batch.map((a, i) => chainDel(undefined, impl, a, settled[i]!.status === 'fulfilled' ? (settled[i] as PromiseFulfilledResult<unknown>).value : undefined).catch(() => undefined)));
       batch.forEach((a) => delNs(a.ns));
     }
     extra.parallel50 = par;
@@ -271,9 +272,11 @@ async function main(): Promise<void> {
   console.log(`samples written to ${JSON_OUT}`);
 }
 
-main()
-  .catch((e) => {
-    console.error(`benchmark failed: ${(e as Error).message}`);
-    process.exitCode = 1;
-  })
-  .finally(cleanup);
+if (inside) {
+  main()
+    .catch((e) => {
+      console.error(`benchmark failed: ${(e as Error).message}`);
+      process.exitCode = 1;
+    })
+    .finally(cleanup);
+}

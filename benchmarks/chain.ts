@@ -1,6 +1,8 @@
 /**
- * Runs a bridge + portmap chain (host-local under bridge) the way a runtime does: exec each plugin in the
- * "host" namespace with the CNI environment, feed bridge's result to portmap as prevResult, DEL in reverse.
+ * Runs a bridge + portmap chain (host-local under bridge) the way a runtime does: exec each plugin with the CNI
+ * environment, feed bridge's result to portmap as prevResult, DEL in reverse. The caller runs inside its "host"
+ * namespace (host.ts), so plugins are exec'd directly; `hostNs` is only for callers that are not (then each
+ * call goes through `ip netns exec`, which costs the call a mount-namespace clone).
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
@@ -66,10 +68,12 @@ function envFor(impl: Impl, command: string, a: Attach): NodeJS.ProcessEnv {
   };
 }
 
-function execPlugin(hostNs: string, impl: Impl, type: string, command: string, a: Attach, conf: unknown): Promise<string> {
+function execPlugin(hostNs: string | undefined, impl: Impl, type: string, command: string, a: Attach, conf: unknown): Promise<string> {
   return new Promise((resolve, reject) => {
     if (impl.trace) appendFileSync(impl.trace, `== ${type} ${command}\n`);
-    const child = spawn('ip', ['netns', 'exec', hostNs, `${impl.dir}/${type}`], { env: envFor(impl, command, a), stdio: ['pipe', 'pipe', 'pipe'] });
+    const exe = `${impl.dir}/${type}`;
+    const [file, args] = hostNs ? ['ip', ['netns', 'exec', hostNs, exe]] : [exe, []];
+    const child = spawn(file, args, { env: envFor(impl, command, a), stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -81,14 +85,14 @@ function execPlugin(hostNs: string, impl: Impl, type: string, command: string, a
 }
 
 /** Chain ADD; returns the final result JSON. */
-export async function chainAdd(hostNs: string, impl: Impl, a: Attach): Promise<any> {
+export async function chainAdd(hostNs: string | undefined, impl: Impl, a: Attach): Promise<any> {
   const br = JSON.parse(await execPlugin(hostNs, impl, 'bridge', 'ADD', a, bridgeConf(impl)));
   const pm = JSON.parse(await execPlugin(hostNs, impl, 'portmap', 'ADD', a, portmapConf(impl, a, br)));
   return pm;
 }
 
 /** Chain DEL with the cached result, reverse order. */
-export async function chainDel(hostNs: string, impl: Impl, a: Attach, result?: unknown): Promise<void> {
+export async function chainDel(hostNs: string | undefined, impl: Impl, a: Attach, result?: unknown): Promise<void> {
   await execPlugin(hostNs, impl, 'portmap', 'DEL', a, portmapConf(impl, a, result));
   await execPlugin(hostNs, impl, 'bridge', 'DEL', a, { ...bridgeConf(impl), ...(result ? { prevResult: result } : {}) });
 }

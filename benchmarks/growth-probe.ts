@@ -7,25 +7,25 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chainAdd, sh, type Impl } from './chain';
+import { inHost } from './host';
 
 const N = Number(process.argv[2] ?? 500);
 const backend = (process.argv[3] ?? 'iptables') as 'iptables' | 'nftables';
 const root = join(__dirname, '..', '..', '..');
-const work = mkdtempSync(join(tmpdir(), 'cni-grow-'));
-const host = `grow-${process.pid % 10000}`;
+const host = process.env.CNI_BENCH_HOST_NS ?? `grow-${process.pid % 10000}`;
+const inside = inHost(host);
+const work = inside ? mkdtempSync(join(tmpdir(), 'cni-grow-')) : '';
 const nss: string[] = [];
 const impl: Impl = { name: 'ours', dir: join(root, 'dist'), backend, bridge: 'gb0', subnet: '198.18.0.0/22', network: 'grow', dataDir: join(work, 'data'), portBase: 20000, trace: join(work, 'trace') };
 
 async function main() {
-  sh('ip', ['netns', 'add', host]);
-  nss.push(host);
   let seq = 0;
   const attach = async () => {
     const ns = `gc${process.pid % 10000}-${++seq}`;
     sh('ip', ['netns', 'add', ns]);
     nss.push(ns);
     const t = performance.now();
-    await chainAdd(host, impl, { id: `g${seq}`, netns: `/var/run/netns/${ns}`, hostPort: 20000 + seq });
+    await chainAdd(undefined, impl, { id: `g${seq}`, netns: `/var/run/netns/${ns}`, hostPort: 20000 + seq });
     return performance.now() - t;
   };
   const probe = async (label: string) => {
@@ -39,9 +39,11 @@ async function main() {
   while (seq < N) await Promise.all([attach(), attach(), attach(), attach()]);
   await probe(`${N} attached`);
 }
-main()
-  .catch((e) => console.error(e))
-  .finally(() => {
-    for (const n of nss.reverse()) sh('ip', ['netns', 'del', n]);
-    rmSync(work, { recursive: true, force: true });
-  });
+if (inside) {
+  main()
+    .catch((e) => console.error(e))
+    .finally(() => {
+      for (const n of nss.reverse()) sh('ip', ['netns', 'del', n]);
+      rmSync(work, { recursive: true, force: true });
+    });
+}
