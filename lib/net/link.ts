@@ -66,6 +66,13 @@ export function linkState(name: string): LinkState | undefined {
 
 export const linkExists = (name: string) => existsSync(sys(name, 'ifindex'));
 
+/** Just the link's MAC and MTU (two reads), or undefined when there is no such link. */
+export function linkMacMtu(name: string): { mac: string; mtu: number } | undefined {
+  const mac = read(name, 'address');
+  const mtu = read(name, 'mtu');
+  return mac === undefined || mtu === undefined ? undefined : { mac, mtu: Number(mtu) };
+}
+
 /** The link's addresses with prefix length ("192.0.2.1/24"), from one `ip -o addr show`. */
 export async function linkAddresses(name: string): Promise<string[]> {
   const r = await run('ip', ['-o', 'addr', 'show', 'dev', batchWord(name)]);

@@ -16,3 +16,12 @@ export const VETH_NAME_ATTEMPTS = 3;
 
 /** The alias on the host veth ("cni/<containerID>/<ifname>", cut to the kernel's 255 bytes). */
 export const attachmentAlias = (containerID: string, ifname: string) => `cni/${containerID}/${ifname}`.slice(0, 255);
+
+/**
+ * The bridge-side end of a VLAN's gateway veth (`<bridge>.<vlan>` is the other end): derived from that name, so
+ * concurrent ADDs that create the gateway agree on it.
+ */
+export const vlanGatewayPeer = (gateway: string) => hostVethName(gateway, 'vlan-gateway');
+
+/** The alias on a VLAN gateway's bridge port. */
+export const vlanGatewayAlias = (gateway: string) => `cni/vlan-gateway/${gateway}`;

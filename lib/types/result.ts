@@ -133,7 +133,7 @@ export function formatResult(result: Result, version: string): Record<string, un
   const v11 = versionAtLeast(version, '1.1.0');
   const out: Record<string, unknown> = { cniVersion: version };
   if (result.interfaces?.length) {
-    out.interfaces = v11 ? result.interfaces : result.interfaces.map(({ socketPath: _s, pciID: _p, ...i }) => i);
+    out.interfaces = v11 ? result.interfaces : result.interfaces.map(({ mtu: _m, socketPath: _s, pciID: _p, ...i }) => i);
   }
   if (result.ips?.length) {
     out.ips = result.ips.map((ip) => (v1 ? ip : { version: familyOf(ip.address), ...ip }));

@@ -10,7 +10,7 @@ import { ExecError, run } from '../../lib/exec';
 import { firewall, onPath } from '../../lib/firewall/select';
 import { findInPath, withIpamAdd } from '../../lib/invoke';
 import { batchWord, startTolerantBatch } from '../../lib/net/batch';
-import { deleteAddresses, deleteLink, linkAddresses, linkExists, linkState } from '../../lib/net/link';
+import { deleteAddresses, deleteLink, linkAddresses, linkExists, linkMacMtu, linkState } from '../../lib/net/link';
 import { randomMac } from '../../lib/net/mac';
 import { attachmentAlias, hostVethName, VETH_NAME_ATTEMPTS } from '../../lib/net/names';
 import { netnsExists, startInNetns } from '../../lib/net/netns';
@@ -58,13 +58,14 @@ function pickHostVeth(a: CmdArgs, alias: string): string {
 async function settleGatewayConflicts(conf: BridgeConf, plan: AddPlan, existed: Set<number>): Promise<void> {
   const added = [...plan.gatewayLines].filter(([i]) => !existed.has(i)).map(([, gw]) => gw);
   if (!added.length) return;
-  const conflicts = conflictingAddresses(await linkAddresses(conf.bridge), plan.gateways);
+  const dev = conf.vlanGateway ?? conf.bridge;
+  const conflicts = conflictingAddresses(await linkAddresses(dev), plan.gateways);
   if (!conflicts.length) return;
   if (!conf.forceAddress) {
-    await deleteAddresses(conf.bridge, added).catch(() => undefined);
-    throw configError(`bridge "${conf.bridge}" already has address ${conflicts.join(', ')}, different from gateway ${plan.gateways.join(', ')} (set forceAddress to replace it)`);
+    await deleteAddresses(dev, added).catch(() => undefined);
+    throw configError(`${conf.vlanGateway ? 'VLAN gateway' : 'bridge'} "${dev}" already has address ${conflicts.join(', ')}, different from gateway ${plan.gateways.join(', ')} (set forceAddress to replace it)`);
   }
-  await deleteAddresses(conf.bridge, conflicts);
+  await deleteAddresses(dev, conflicts);
 }
 
 function explainBatchError(e: unknown, a: CmdArgs, hostVeth: string): unknown {
@@ -81,6 +82,7 @@ export async function add(a: CmdArgs): Promise<Result> {
   const hostVeth = pickHostVeth(a, alias);
   const fw = conf.ipMasq && conf.ipamType ? firewall(conf.ipMasqBackend) : undefined;
   const br = linkState(conf.bridge);
+  const vlanGw = conf.vlanGateway ? linkState(conf.vlanGateway) : undefined;
   const base = {
     conf,
     containerID: a.containerID,
@@ -89,7 +91,8 @@ export async function add(a: CmdArgs): Promise<Result> {
     hostVeth,
     alias,
     ...(br ? { bridge: { mac: br.mac, macPinned: br.addrAssignType === 3 } } : {}),
-    macs: { bridge: randomMac(), host: randomMac(), container: conf.mac ?? randomMac() },
+    ...(vlanGw ? { vlanGateway: { mac: vlanGw.mac } } : {}),
+    macs: { bridge: randomMac(), host: randomMac(), container: conf.mac ?? randomMac(), vlanGateway: randomMac() },
   };
 
   // Both processes start now: the veth pair is made while IPAM works, and the container's process is ready
@@ -130,15 +133,23 @@ export async function add(a: CmdArgs): Promise<Result> {
     if (conf.macSpoofChk) undo.push(() => teardownSpoofCheck(a.containerID, a.ifname));
     const steps: Array<Promise<unknown>> = [];
     if (inContainer) steps.push(inContainer.run(plan.container));
-    if (plan.vlanBatch.length) steps.push(run('bridge', ['-batch', '-'], { input: plan.vlanBatch.join('\n') + '\n' }));
+    // A VLAN gateway port is configured by the ADD that created it.
+    const vlanLines = [...plan.vlanBatch, ...(plan.vlanGatewayCreate && !existed.has(plan.vlanGatewayCreate.line) ? plan.vlanGatewayCreate.vlanBatch : [])];
+    if (vlanLines.length) steps.push(run('bridge', ['-batch', '-'], { input: vlanLines.join('\n') + '\n' }));
     if (fw && plan.masquerade.length) steps.push(fw.addMasquerade(masq));
     if (conf.macSpoofChk) steps.push(setupSpoofCheck(hostVeth, plan.result.interfaces![2]!.mac!, a.containerID, a.ifname));
     const settled = await Promise.allSettled(steps);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
     // The bridge's MAC is its own when we created it; an older bridge may have changed it while ports came.
-    const mac = linkState(conf.bridge)?.mac;
-    if (mac) plan.result.interfaces![0]!.mac = mac;
+    // MACs and MTUs as the kernel has them (a concurrent ADD may have made the VLAN gateway, with its own MAC).
+    const ifs = plan.result.interfaces!;
+    for (const i of ifs) {
+      const st = linkMacMtu(i.sandbox ? hostVeth : i.name);
+      if (!st) continue;
+      if (!i.sandbox && i.name !== hostVeth) i.mac = st.mac;
+      i.mtu = st.mtu;
+    }
     return plan.result;
   };
 

@@ -8,7 +8,7 @@ import { firewall } from '../../lib/firewall/select';
 import { delegateCheck } from '../../lib/invoke';
 import { canonicalIp, formatCidr, parseCidr } from '../../lib/ip';
 import { batchWord } from '../../lib/net/batch';
-import { linkState } from '../../lib/net/link';
+import { linkAddresses, linkState } from '../../lib/net/link';
 import { inNetns, netnsExists } from '../../lib/net/netns';
 import { spoofCheckPresent } from '../../lib/net/spoofcheck';
 import type { CmdArgs } from '../../lib/skel';
@@ -52,6 +52,19 @@ async function containerSide(netns: string, ifname: string): Promise<{ link: IpL
   return { link, routes: (routes as IpRoute[] | undefined) ?? [] };
 }
 
+/** In gateway mode each container address's gateway must be on the bridge (or the VLAN gateway), with its prefix. */
+async function checkGateways(dev: string, prev: Result, ifname: string): Promise<void> {
+  const ifs = prev.interfaces ?? [];
+  const wanted = (prev.ips ?? [])
+    .filter((ip) => ip.gateway && (ip.interface === undefined || ifs[ip.interface]?.name === ifname))
+    .map((ip) => `${canonicalIp(ip.gateway!)}/${parseCidr(ip.address)!.prefix}`);
+  if (!wanted.length) return;
+  if (!linkState(dev)) throw broken(`gateway interface "${dev}" is not there`);
+  const have = new Set((await linkAddresses(dev)).map((c) => formatCidr(parseCidr(c)!)));
+  const missing = wanted.filter((w) => !have.has(formatCidr(parseCidr(w)!)));
+  if (missing.length) throw broken(`"${dev}" lacks gateway address ${missing.join(', ')} (has ${[...have].join(', ') || 'none'})`);
+}
+
 export async function check(a: CmdArgs): Promise<void> {
   const conf = loadConf(a.raw, a.args);
   const prev: Result | undefined = a.prevResult;
@@ -93,6 +106,8 @@ export async function check(a: CmdArgs): Promise<void> {
     const ok = routes.some((x) => routeKey(x.dst) === key && (!r.gw || (x.gateway !== undefined && canonicalIp(x.gateway) === canonicalIp(r.gw))));
     if (!ok) throw broken(`container route ${r.dst}${r.gw ? ` via ${r.gw}` : ''} on "${a.ifname}" is missing`);
   }
+
+  if (conf.isGateway) await checkGateways(conf.vlanGateway ?? conf.bridge, prev, a.ifname);
 
   if (conf.ipMasq && conf.ipamType) {
     await firewall(conf.ipMasqBackend).checkMasquerade({ network: conf.network, containerID: a.containerID, ifname: a.ifname, addresses: containerAddresses(prev, a.ifname) });

@@ -56,6 +56,8 @@ export interface BridgeConf {
   vlan: number;
   /** Trunk VLANs of the port, sorted, without duplicates. */
   vlanTrunk: number[];
+  /** In gateway mode with `vlan`: the interface `<bridge>.<vlan>` that carries the VLAN's gateway addresses. */
+  vlanGateway?: string;
   preserveDefaultVlan: boolean;
   enableDad: boolean;
   macSpoofChk: boolean;
@@ -108,15 +110,20 @@ export function loadConf(raw: Record<string, unknown>, args: CniArgs, forAdd = f
   if (forAdd && c.hairpinMode && c.promiscMode) throw configError('hairpinMode and promiscMode: cannot both be true');
   const vlanTrunk = trunkVlans(c.vlanTrunk);
   const vlan = c.vlan ?? 0;
-  if (forAdd && (vlan || vlanTrunk.length) && (c.isGateway || c.isDefaultGateway)) {
-    // The reference makes a `<bridge>.<vlan>` veth for the gateway; we do not (yet): refuse rather than half-do it.
-    throw configError(`isGateway: not supported together with vlan/vlanTrunk by this bridge plugin (got vlan ${vlan})`);
+  const bridge = c.bridge ?? 'cni0';
+  const isGateway = !!(c.isGateway || c.isDefaultGateway);
+  // An access port or a trunk port, not both (as the reference).
+  if (forAdd && vlan && vlanTrunk.length) throw configError(`vlan and vlanTrunk: cannot be set together (got vlan ${vlan} and vlanTrunk ${vlanTrunk.join(',')})`);
+  // In gateway mode a VLAN's gateway lives on a veth named <bridge>.<vlan> whose peer is an access port of the VLAN.
+  const vlanGateway = isGateway && vlan ? `${bridge}.${vlan}` : undefined;
+  if (forAdd && vlanGateway && vlanGateway.length > 15) {
+    throw configError(`bridge: "${bridge}" is too long for the VLAN gateway interface "${vlanGateway}" (interface names have at most 15 characters)`);
   }
   const dns = raw.dns as DNS | undefined;
   return {
     network: c.name,
-    bridge: c.bridge ?? 'cni0',
-    isGateway: !!(c.isGateway || c.isDefaultGateway),
+    bridge,
+    isGateway,
     isDefaultGateway: !!c.isDefaultGateway,
     forceAddress: !!c.forceAddress,
     ipMasq: !!c.ipMasq,
@@ -126,7 +133,9 @@ export function loadConf(raw: Record<string, unknown>, args: CniArgs, forAdd = f
     promiscMode: !!c.promiscMode,
     vlan,
     vlanTrunk,
-    preserveDefaultVlan: !!c.preserveDefaultVlan,
+    ...(vlanGateway ? { vlanGateway } : {}),
+    // The reference's default: a VLAN port keeps its membership of the default VLAN 1.
+    preserveDefaultVlan: c.preserveDefaultVlan ?? true,
     enableDad: !!c.enabledad,
     macSpoofChk: !!c.macspoofchk,
     disableContainerInterface: !!c.disableContainerInterface,

@@ -5,6 +5,7 @@
 import { batchWord, type BatchLine } from '../../lib/net/batch';
 import type { NetnsWork, Sysctl } from '../../lib/net/netns';
 import { formatCidr, formatIp, networkOf, offset, overlaps, parseCidr, type Family } from '../../lib/ip';
+import { vlanGatewayAlias, vlanGatewayPeer } from '../../lib/net/names';
 import type { IPConfig, Result, Route } from '../../lib/types/result';
 import type { BridgeConf } from './config';
 
@@ -21,8 +22,10 @@ export interface AddInput {
   ipam?: Result;
   /** The bridge as it is now (undefined: it does not exist yet). */
   bridge?: { mac: string; macPinned: boolean };
+  /** The VLAN gateway interface (conf.vlanGateway) as it is now (undefined: it does not exist yet). */
+  vlanGateway?: { mac: string };
   /** MACs we assign (random unless requested); the caller draws them so planning stays pure. */
-  macs: { bridge: string; host: string; container: string };
+  macs: { bridge: string; host: string; container: string; vlanGateway?: string };
 }
 
 export interface AddPlan {
@@ -32,6 +35,11 @@ export interface AddPlan {
   gatewayLines: Map<number, string>;
   /** `bridge -batch` lines for VLANs (only when vlan/vlanTrunk is set). */
   vlanBatch: string[];
+  /**
+   * When this ADD creates the VLAN gateway: the host batch line that creates it, and the `bridge -batch` lines
+   * for its port, to run only if that line did create it (a concurrent ADD that did configures the port).
+   */
+  vlanGatewayCreate?: { line: number; vlanBatch: string[] };
   /** sysctls of our own namespace, written after the host batch. */
   hostSysctls: Sysctl[];
   hostBestEffortSysctls: Sysctl[];
@@ -87,6 +95,19 @@ function routeLine(r: Route, ifname: string, gwByFamily: Map<Family, string>): s
   return parts.join(' ');
 }
 
+/**
+ * A port's VLANs, as the reference sets them: without preserveDefaultVlan it leaves VLAN 1; an access port
+ * (`vlan`) gets its VLAN as PVID, untagged; a trunk port its VLANs tagged.
+ */
+function portVlans(conf: Pick<BridgeConf, 'vlan' | 'vlanTrunk' | 'preserveDefaultVlan'>, port: string): string[] {
+  const lines: string[] = [];
+  if (conf.vlan) lines.push(`vlan add dev ${port} vid ${conf.vlan} pvid untagged`);
+  for (const v of conf.vlanTrunk) lines.push(`vlan add dev ${port} vid ${v}`);
+  // After the access VLAN is added, so the port is never without a PVID in between.
+  if (!conf.preserveDefaultVlan && conf.vlan !== 1 && !conf.vlanTrunk.includes(1)) lines.push(`vlan del dev ${port} vid 1`);
+  return lines;
+}
+
 /** The host lines that need no IPAM result (bridge and veth pair): they can run while IPAM does. */
 export function planHostAttach(i: Omit<AddInput, 'ipam'>): BatchLine[] {
   const { conf } = i;
@@ -117,14 +138,7 @@ export function planAdd(i: AddInput): AddPlan {
   const ifn = batchWord(i.ifname);
   const hostBatch = planHostAttach(i);
 
-  const vlanBatch: string[] = [];
-  if (conf.vlan || conf.vlanTrunk.length) {
-    if (!conf.preserveDefaultVlan) vlanBatch.push(`vlan del dev ${veth} vid 1`);
-    if (conf.vlan) vlanBatch.push(`vlan add dev ${veth} vid ${conf.vlan} pvid untagged`);
-    for (const v of conf.vlanTrunk) if (v !== conf.vlan) vlanBatch.push(`vlan add dev ${veth} vid ${v}`);
-    if (!conf.vlan) vlanBatch.push(`vlan add dev ${veth} vid 1 pvid untagged`);
-  }
-
+  const vlanBatch = conf.vlan || conf.vlanTrunk.length ? portVlans(conf, veth) : [];
   const hostSysctls: Sysctl[] = [];
   const hostBestEffortSysctls: Sysctl[] = [
     [`/proc/sys/net/ipv6/conf/${conf.bridge}/accept_ra`, 0],
@@ -142,15 +156,27 @@ export function planAdd(i: AddInput): AddPlan {
   let gateways: string[] = [];
   let masquerade: string[] = [];
 
+  let vlanGatewayCreate: AddPlan['vlanGatewayCreate'];
   if (i.ipam) {
     const g = withGateways(conf, i.ipam);
     gateways = g.gateways;
+    // The gateway addresses go on the bridge, or with `vlan` on the VLAN's gateway veth.
+    const gwDev = conf.vlanGateway && g.gateways.length ? conf.vlanGateway : undefined;
+    if (gwDev && !i.vlanGateway) {
+      const peer = vlanGatewayPeer(gwDev);
+      const mtu = conf.mtu ? ` mtu ${conf.mtu}` : '';
+      vlanGatewayCreate = { line: hostBatch.length, vlanBatch: portVlans({ vlan: conf.vlan, vlanTrunk: [], preserveDefaultVlan: conf.preserveDefaultVlan }, peer) };
+      hostBatch.push({ line: `link add name ${batchWord(gwDev)}${mtu} address ${i.macs.vlanGateway} type veth peer name ${peer}${mtu}`, okIfExists: true });
+      hostBatch.push({ line: `link set dev ${peer} alias ${batchWord(vlanGatewayAlias(gwDev))} master ${br} up` });
+      hostBatch.push({ line: `link set dev ${batchWord(gwDev)} up` });
+    }
     for (const gw of g.gateways) {
       gatewayLines.set(hostBatch.length, gw);
       // IPAM handed the gateway out: no duplicate address detection, so an IPv6 gateway works at once.
-      hostBatch.push({ line: `addr add ${gw} dev ${br}${familyOf(gw) === 6 ? ' nodad' : ''}`, okIfExists: true });
+      hostBatch.push({ line: `addr add ${gw} dev ${batchWord(gwDev ?? conf.bridge)}${familyOf(gw) === 6 ? ' nodad' : ''}`, okIfExists: true });
     }
-    if (g.gateways.length && i.bridge && !i.bridge.macPinned) hostBatch.push({ line: `link set dev ${br} address ${i.bridge.mac}` });
+    if (g.gateways.length && !gwDev && i.bridge && !i.bridge.macPinned) hostBatch.push({ line: `link set dev ${br} address ${i.bridge.mac}` });
+    if (gwDev) result.interfaces!.push({ name: gwDev, mac: i.vlanGateway?.mac ?? i.macs.vlanGateway! });
     const fams = new Set(g.gateways.map(familyOf));
     if (fams.has(4)) hostSysctls.push(['/proc/sys/net/ipv4/ip_forward', 1]);
     if (fams.has(6)) hostSysctls.push(['/proc/sys/net/ipv6/conf/all/forwarding', 1]);
@@ -179,7 +205,7 @@ export function planAdd(i: AddInput): AddPlan {
   }
   if (conf.dns) result.dns = conf.dns;
 
-  return { hostBatch, gatewayLines, vlanBatch, hostSysctls, hostBestEffortSysctls, container, masquerade, gateways, result };
+  return { hostBatch, gatewayLines, vlanBatch, ...(vlanGatewayCreate ? { vlanGatewayCreate } : {}), hostSysctls, hostBestEffortSysctls, container, masquerade, gateways, result };
 }
 
 /** Addresses of a bridge that conflict with a gateway we just added (reference semantics of forceAddress). */

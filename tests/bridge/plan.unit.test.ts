@@ -39,6 +39,13 @@ describe('config', () => {
     expect(code(() => conf({}, 'FOO=1'))[0]).toBe(4);
     expect(code(() => conf({}, 'FOO=1;IgnoreUnknown=1'))[0]).toBe(0);
   });
+  test('preserveDefaultVlan defaults to true, as the reference; the VLAN gateway is named <bridge>.<vlan>', () => {
+    expect(conf({ vlan: 3 }).preserveDefaultVlan).toBe(true);
+    expect(conf({ vlan: 3, preserveDefaultVlan: false }).preserveDefaultVlan).toBe(false);
+    expect(conf({ vlan: 3, isGateway: true, bridge: 'br1' }).vlanGateway).toBe('br1.3');
+    expect(conf({ vlan: 3 }).vlanGateway).toBeUndefined();
+    expect(conf({ vlanTrunk: [{ id: 4 }], isGateway: true }).vlanGateway).toBeUndefined();
+  });
   test('vlanTrunk collects ranges and ids, sorted and unique', () => {
     expect(conf({ vlanTrunk: [{ minID: 5, maxID: 7 }, { id: 6 }, { id: 2 }] }).vlanTrunk).toEqual([2, 5, 6, 7]);
   });
@@ -47,6 +54,8 @@ describe('config', () => {
     [{ disableContainerInterface: true }, 'disableContainerInterface'],
     [{ vlanTrunk: [{ maxID: 3 }] }, 'vlanTrunk[0]'],
     [{ vlan: 4095 }, 'vlan'],
+    [{ vlan: 5, vlanTrunk: [{ id: 6 }] }, 'vlan and vlanTrunk'],
+    [{ vlan: 4000, isGateway: true, bridge: 'bridge-name1' }, 'bridge-name1.4000'],
     [{ mtu: 67 }, 'mtu'],
     [{ bridge: 'a/b' }, 'bridge'],
     [{ ipam: { subnet: '192.0.2.0/24' } }, 'ipam.type'],
@@ -164,12 +173,44 @@ describe('planAdd', () => {
     expect(p.result.dns).toEqual({ nameservers: ['198.51.100.53'] });
   });
 
-  test('vlan: filtering bridge, access port; trunk keeps the native vlan 1', () => {
+  test('vlan: filtering bridge; access port gets its VLAN as PVID, keeps VLAN 1 unless preserveDefaultVlan is false', () => {
     const p = planAdd(input({ vlan: 100 }));
     expect(p.hostBatch[0]!.line).toContain('vlan_filtering 1');
-    expect(p.vlanBatch).toEqual(['vlan del dev veth01234567 vid 1', 'vlan add dev veth01234567 vid 100 pvid untagged']);
-    const t = planAdd(input({ vlanTrunk: [{ id: 5 }], preserveDefaultVlan: true }));
-    expect(t.vlanBatch).toEqual(['vlan add dev veth01234567 vid 5', 'vlan add dev veth01234567 vid 1 pvid untagged']);
+    expect(p.vlanBatch).toEqual(['vlan add dev veth01234567 vid 100 pvid untagged']);
+    const strict = planAdd(input({ vlan: 100, preserveDefaultVlan: false }));
+    expect(strict.vlanBatch).toEqual(['vlan add dev veth01234567 vid 100 pvid untagged', 'vlan del dev veth01234567 vid 1']);
+  });
+
+  test('vlanTrunk: tagged VLANs; the default VLAN stays unless preserveDefaultVlan is false', () => {
+    expect(planAdd(input({ vlanTrunk: [{ id: 5 }, { minID: 7, maxID: 8 }] })).vlanBatch).toEqual([
+      'vlan add dev veth01234567 vid 5',
+      'vlan add dev veth01234567 vid 7',
+      'vlan add dev veth01234567 vid 8',
+    ]);
+    expect(planAdd(input({ vlanTrunk: [{ id: 5 }], preserveDefaultVlan: false })).vlanBatch).toEqual(['vlan add dev veth01234567 vid 5', 'vlan del dev veth01234567 vid 1']);
+  });
+
+  test('vlan + isGateway: the gateway lives on a <bridge>.<vlan> veth whose peer is an access port of the VLAN', () => {
+    const macs = { bridge: '02:00:00:00:00:0b', host: '02:00:00:00:00:0a', container: '02:00:00:00:00:0c', vlanGateway: '02:00:00:00:00:0d' };
+    const p = planAdd(input({ vlan: 10, isGateway: true, preserveDefaultVlan: false }, { macs }));
+    const peer = hostVethName('cni0.10', 'vlan-gateway');
+    const lines = p.hostBatch.map((l) => l.line);
+    expect(lines.slice(4)).toEqual([
+      `link add name cni0.10 address 02:00:00:00:00:0d type veth peer name ${peer}`,
+      `link set dev ${peer} alias cni/vlan-gateway/cni0.10 master cni0 up`,
+      'link set dev cni0.10 up',
+      'addr add 192.0.2.1/24 dev cni0.10',
+      'addr add 2001:db8::1/64 dev cni0.10 nodad',
+    ]);
+    expect(p.hostBatch[p.vlanGatewayCreate!.line]!).toMatchObject({ line: lines[4], okIfExists: true });
+    expect(p.vlanGatewayCreate!.vlanBatch).toEqual([`vlan add dev ${peer} vid 10 pvid untagged`, `vlan del dev ${peer} vid 1`]);
+    expect(p.result.interfaces![3]).toEqual({ name: 'cni0.10', mac: '02:00:00:00:00:0d' });
+    expect(p.result.ips!.every((ip) => ip.interface === 2)).toBe(true);
+    // Already there: only the addresses are (re)asserted, and the interface keeps its MAC.
+    const again = planAdd(input({ vlan: 10, isGateway: true }, { macs, vlanGateway: { mac: '02:00:00:00:00:ee' } }));
+    expect(again.vlanGatewayCreate).toBeUndefined();
+    expect(again.hostBatch.map((l) => l.line).filter((l) => l.includes('cni0.10'))).toEqual(['addr add 192.0.2.1/24 dev cni0.10', 'addr add 2001:db8::1/64 dev cni0.10 nodad']);
+    expect(again.result.interfaces![3]!.mac).toBe('02:00:00:00:00:ee');
   });
 
   test('routes carry metric/table/scope and default to the family gateway', () => {
