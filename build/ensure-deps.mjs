@@ -11,7 +11,17 @@ if (!existsSync(join(root, 'node_modules', '.package-lock.json'))) {
   execFileSync('npm', ['ci', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: root, stdio: 'inherit' });
 }
 
-const tools = { ip: 'iproute2', iptables: 'iptables', nft: 'nftables', conntrack: 'conntrack', flock: 'util-linux', nsenter: 'util-linux', busybox: 'busybox-static' };
+const tools = {
+  ip: 'iproute2',
+  iptables: 'iptables',
+  nft: 'nftables',
+  conntrack: 'conntrack',
+  flock: 'util-linux',
+  nsenter: 'util-linux',
+  busybox: 'busybox-static',
+  // `--tests`: the VM for the cases this kernel cannot run (tests/vm/run-in-vm.sh).
+  ...(process.argv.includes('--tests') ? { 'qemu-system-x86_64': 'qemu-system-x86', xz: 'xz-utils' } : {}),
+};
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = [...new Set(Object.entries(tools).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg))];
 if (!existsSync('/usr/lib/cni/bridge')) missing.push('containernetworking-plugins');
