@@ -1,13 +1,18 @@
 /**
- * Runs the pure part of every plugin's request path once while the V8 startup snapshot is built, so the
- * snapshot carries those functions' bytecode. V8 compiles a function the first time it is called; without
- * this, each plugin call spent ~15% of its CPU compiling our code (and zod's) again.
+ * Runs every plugin's request path while the V8 startup snapshot is built, so the snapshot carries those
+ * functions' bytecode. V8 compiles a function the first time it is called; without this, each plugin call spent
+ * ~15% of its CPU compiling our code (and zod's) again.
  *
- * Rules: no process, file or clock use and no module state left behind (what runs here is frozen into every
- * later start); inputs are made up and fixed. Requests go through `runPlugin` only up to the first check that
- * would touch the system, and fail there (a missing netns), which also compiles the error paths.
+ * Two parts: the pure functions with made-up inputs, and a rehearsal (lib/rehearsal.ts): whole ADD, CHECK, DEL,
+ * STATUS and GC requests of each plugin and backend, where processes, locks and sysctl writes are pretended and
+ * host-local writes into a temporary directory. Nothing else of the machine is touched, no module state is left
+ * behind (what runs here is frozen into every later start), and the inputs are fixed.
  */
 import { parseCniArgs } from '../lib/args';
+import { run } from '../lib/exec';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as ipt from '../lib/firewall/iptables/hostport-rules';
 import { addPayload as masqPayload, delPayload as masqDelPayload, attachmentsInListing, dualRestoreScript } from '../lib/firewall/iptables/masquerade';
 import * as nftHp from '../lib/firewall/nftables/hostport-rules';
@@ -15,6 +20,8 @@ import { addScript as nftMasqScript, parseChain, rulesScript } from '../lib/fire
 import { formatCidr, formatIp, parseCidr, parseIp } from '../lib/ip';
 import { batchFailures, batchWord } from '../lib/net/batch';
 import { attachmentAlias, hostVethName } from '../lib/net/names';
+import { registerInProcess } from '../lib/invoke';
+import { rehearsal } from '../lib/rehearsal';
 import { runPlugin, type Plugin } from '../lib/skel';
 import { formatResult, parseResult, type Result } from '../lib/types/result';
 import { SUPPORTED_VERSIONS } from '../lib/version';
@@ -133,6 +140,12 @@ function resultsAndAddresses(result: Result): void {
   formatIp(parseIp('2001:db8:0:0:1::1')!);
 }
 
+/** One child process with piped stdio, as every plugin request starts them (Node's child_process and stream code). */
+async function spawnOnce(): Promise<void> {
+  const r = await run('sh', ['-c', 'read -r x; echo "$x"'], { input: 'warm\n' });
+  if (r.stdout !== 'warm\n') throw new Error(`sh echoed ${JSON.stringify(r.stdout)}`);
+}
+
 /** Each request stops at its first system check (no such netns) or at a validation error, with this code. */
 async function requests(plugins: Record<string, Plugin>): Promise<void> {
   const env = (command: string) => ({ CNI_COMMAND: command, CNI_CONTAINERID: ID, CNI_NETNS: '/nonexistent/cni-warmup', CNI_IFNAME: 'eth0', CNI_PATH: '/nonexistent', CNI_ARGS: 'IgnoreUnknown=1' });
@@ -157,6 +170,53 @@ async function requests(plugins: Record<string, Plugin>): Promise<void> {
   if (wrong.length) throw new Error(wrong.join('; '));
 }
 
+/** Whole requests, with the machine pretended (lib/rehearsal.ts); fails naming a request that did not succeed. */
+async function rehearse(plugins: Record<string, Plugin>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'cni-rehearsal-'));
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  // CNI_PATH entries that exist (delegation looks them up); in a rehearsal they run in this process.
+  for (const name of Object.keys(plugins)) {
+    writeFileSync(join(bin, name), '');
+    chmodSync(join(bin, name), 0o755);
+    registerInProcess(name, plugins[name]!);
+  }
+  const env = (command: string, containerID = ID) => ({ PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: containerID, CNI_NETNS: dir, CNI_IFNAME: 'eth0', CNI_PATH: bin, CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=warm' });
+  const call = async (name: string, command: string, conf: Record<string, unknown>, mustSucceed = false, containerID = ID) => {
+    const out = await runPlugin(plugins[name]!, { stdin: Buffer.from(JSON.stringify(conf)), env: env(command, containerID), stderr: () => undefined });
+    if (mustSucceed && out.exitCode !== 0) throw new Error(`${name} ${command} did not succeed: ${out.stdout.trim()}`);
+    return out.stdout ? (JSON.parse(out.stdout) as Record<string, unknown>) : undefined;
+  };
+  const gcConf = (conf: Record<string, unknown>) => ({ ...conf, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: 'other', ifname: 'eth0' }] });
+  rehearsal.on = true;
+  try {
+    for (const backend of ['iptables', 'nftables']) {
+      const net = { ...bridgeRaw(backend), ipam: { ...ipam, dataDir: join(dir, 'data') } };
+      const result = await call('bridge', 'ADD', net, true);
+      const pm = { cniVersion: '1.1.0', name: NETWORK, type: 'portmap', backend, capabilities: { portMappings: true }, runtimeConfig: { portMappings }, prevResult: result };
+      await call('portmap', 'ADD', pm, true);
+      await call('bridge', 'CHECK', { ...net, prevResult: result });
+      await call('portmap', 'CHECK', pm);
+      await call('portmap', 'DEL', pm);
+      await call('bridge', 'DEL', { ...net, prevResult: result });
+      await call('bridge', 'DEL', net, false, 'other');
+      for (const name of ['bridge', 'portmap']) {
+        await call(name, 'STATUS', name === 'bridge' ? net : pm);
+        await call(name, 'GC', gcConf(name === 'bridge' ? net : pm));
+      }
+    }
+    const hl = { cniVersion: '1.1.0', name: NETWORK, type: 'x', ipam: { ...ipam, dataDir: join(dir, 'data') } };
+    const r = await call('host-local', 'ADD', hl, true);
+    await call('host-local', 'CHECK', { ...hl, prevResult: r });
+    await call('host-local', 'STATUS', hl);
+    await call('host-local', 'GC', gcConf(hl));
+    await call('host-local', 'DEL', hl);
+  } finally {
+    rehearsal.on = false;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /**
  * Never throws: a step that fails only leaves its functions to be compiled at run time. Returns what failed
  * (a unit test keeps it empty).
@@ -177,5 +237,7 @@ export async function warmup(plugins: Record<string, Plugin>): Promise<string[]>
   if (result) await step('results', () => resultsAndAddresses(result!));
   await step('host-local', hostLocalPath);
   await step('requests', () => requests(plugins));
+  await step('rehearsal', () => rehearse(plugins));
+  await step('spawn', spawnOnce);
   return failed;
 }

@@ -9,6 +9,7 @@ import { closeSync, openSync } from 'node:fs';
 import { ioError, tryAgainError } from './errors';
 import { traceSpawn } from './exec';
 import { lockHolder } from './lock-holder';
+import { rehearsal } from './rehearsal';
 
 export interface Lock {
   release(): Promise<void>;
@@ -27,13 +28,17 @@ export function lockFile(file: string, waitMs = DEFAULT_LOCK_WAIT_MS): Promise<L
     return Promise.reject(ioError(`cannot open lock file ${file}: ${(e as Error).message}`));
   }
   const secs = Math.max(1, Math.ceil(waitMs / 1000));
+  if (rehearsal.on) {
+    closeSync(fd);
+    return Promise.resolve({ release: async () => undefined });
+  }
   return new Promise((resolve, reject) => {
     const fail = (err: Error) => {
       closeSync(fd);
       reject(err);
     };
     // The child sees our descriptor as its fd 3 and locks the open file description we share.
-    const started = Date.now();
+    const started = performance.now();
     const child = spawn('flock', ['-x', '-w', String(secs), '-E', String(TIMED_OUT), '3'], { stdio: ['ignore', 'ignore', 'pipe', fd] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
