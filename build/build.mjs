@@ -56,7 +56,7 @@ chmodSync(join(out, `noop-plugin.${tag}.cjs`), 0o755);
 renameSync(join(out, `noop-plugin.${tag}.cjs`), join(out, 'noop-plugin.cjs'));
 renameSync(bundleTmp, bundle);
 
-const PATCH_VERSION = 'tuned-3';
+const PATCH_VERSION = 'tuned-4';
 const hash = createHash('sha256').update(readFileSync(bundle)).update(process.version).update(String(snapshot)).update(PATCH_VERSION).digest('hex');
 const exe = join(dist, 'cni');
 const stamp = join(out, 'cni.stamp');

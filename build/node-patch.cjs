@@ -19,11 +19,20 @@
 //    Node skips that check for snapshots marked "without code cache", because the startup snapshot itself holds
 //    no machine code (bytecode and heap objects only; V8 checks its version) and V8 checks each code cache entry
 //    on its own (version and flags). We set that mark in the blob's metadata and keep the code cache.
+//
+// 3. No baseline compiler (the node binary): `--sparkplug` off, found and changed as `--rehash-snapshot` is.
 'use strict';
 const { readFileSync, writeFileSync } = require('node:fs');
 
 const PT_LOAD = 1;
 const PF_W = 2;
+
+/**
+ * Further V8 flags turned off (see 3. above): Sparkplug, the baseline compiler, compiles functions to machine
+ * code after a few calls; a plugin process lives tens of ms and is over before that pays back (it was ~8% of a
+ * bridge ADD's instructions).
+ */
+const OFF = ['sparkplug'];
 
 class Elf {
   constructor(bytes) {
@@ -57,13 +66,14 @@ class Elf {
   }
   /** The flag-table entry of `name`: file offsets of its value and default. */
   flag(name) {
-    const names = this.literals(name);
-    if (names.length !== 1) throw new Error(`expected one "${name}" literal, found ${names.length}`);
-    const nameVa = BigInt(this.vaOf(names[0]));
+    // The name may be the tail of a longer literal ("sparkplug" of "always_sparkplug"): every place counts.
+    const needle = Buffer.from(`${name}\0`, 'latin1');
+    const nameVas = new Set();
+    for (let at = this.f.indexOf(needle); at >= 0; at = this.f.indexOf(needle, at + 1)) nameVas.add(BigInt(this.vaOf(at)));
     const hits = [];
     for (const s of this.segs.filter((x) => x.flags & PF_W)) {
       for (let p = s.off + ((8 - (s.off % 8)) % 8); p + 24 <= s.off + s.filesz; p += 8) {
-        if (this.f.readBigUInt64LE(p) === nameVa) hits.push([Number(this.f.readBigUInt64LE(p + 8)), Number(this.f.readBigUInt64LE(p + 16))]);
+        if (nameVas.has(this.f.readBigUInt64LE(p))) hits.push([Number(this.f.readBigUInt64LE(p + 8)), Number(this.f.readBigUInt64LE(p + 16))]);
       }
     }
     if (hits.length !== 1) throw new Error(`expected one flag-table entry for ${name}, found ${hits.length}`);
@@ -84,8 +94,8 @@ function tuneNode(input) {
     const elf = new Elf(Buffer.from(input));
     const cli = elf.literals('--rehash-snapshot');
     if (cli.length !== 1) throw new Error(`expected one "--rehash-snapshot" literal, found ${cli.length}`);
-    const off = elf.boolFlagOff('rehash_snapshot');
-    off();
+    const changes = [elf.boolFlagOff('rehash_snapshot'), ...OFF.map((n) => elf.boolFlagOff(n))];
+    for (const c of changes) c();
     elf.f[cli[0]] = 0;
     return { bytes: elf.f, notDone: '' };
   } catch (e) {

@@ -2,7 +2,7 @@
 import { markSnapshotPortable, tuneNode } from '../../build/node-patch.cjs';
 
 /** A fixed-address ELF64 with one writable PT_LOAD covering the file: literals, a flag value and a flag-table entry. */
-function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer; valueOff: number; cliOff: number } {
+function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer; valueOff: number; cliOff: number; sparkValue: number } {
   const VADDR = 0x400000;
   const f = Buffer.alloc(0x400);
   f.writeUInt32BE(0x7f454c46, 0);
@@ -26,20 +26,29 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   const defOff = 0x141;
   f[valueOff] = opts.value ?? 1;
   f[defOff] = 1;
-  // Flag entry {type, name, valptr, defptr} at 0x200.
+  // Flag entries {type, name, valptr, defptr} at 0x200 and 0x240; "sparkplug" is the tail of a longer literal.
   f.writeBigUInt64LE(0n, 0x200);
   f.writeBigUInt64LE(BigInt(VADDR + nameOff), 0x208);
   f.writeBigUInt64LE(BigInt(VADDR + valueOff), 0x210);
   f.writeBigUInt64LE(BigInt(VADDR + defOff), 0x218);
-  return { bytes: f, valueOff, cliOff };
+  const longer = 0x161;
+  f.write('always_sparkplug\0', longer, 'latin1');
+  const sparkValue = 0x180;
+  f[sparkValue] = 1;
+  f[sparkValue + 1] = 1;
+  f.writeBigUInt64LE(BigInt(VADDR + longer + 7), 0x248);
+  f.writeBigUInt64LE(BigInt(VADDR + sparkValue), 0x250);
+  f.writeBigUInt64LE(BigInt(VADDR + sparkValue + 1), 0x258);
+  return { bytes: f, valueOff, cliOff, sparkValue };
 }
 
 describe('node tuning', () => {
-  test('turns rehash_snapshot off through the flag table and empties the literal node passes', () => {
-    const { bytes, valueOff, cliOff } = fakeNode();
+  test('turns rehash_snapshot and sparkplug off through the flag table and empties the literal node passes', () => {
+    const { bytes, valueOff, cliOff, sparkValue } = fakeNode();
     const r = tuneNode(bytes);
     expect(r.notDone).toBe('');
     expect(r.bytes[valueOff]).toBe(0);
+    expect(r.bytes[sparkValue]).toBe(0);
     expect(r.bytes[cliOff]).toBe(0);
     expect(r.bytes.toString('latin1', cliOff + 1, cliOff + 17)).toBe('-rehash-snapshot');
     // The input is left alone.
@@ -50,7 +59,7 @@ describe('node tuning', () => {
     expect(tuneNode(fakeNode({ value: 0 }).bytes).notDone).toMatch(/not a bool flag that is true/);
     const { bytes } = fakeNode();
     bytes.write('x', 0x121, 'latin1');
-    expect(tuneNode(bytes).notDone).toMatch(/one "rehash_snapshot" literal/);
+    expect(tuneNode(bytes).notDone).toMatch(/one flag-table entry for rehash_snapshot/);
     expect(tuneNode(Buffer.from('not an elf')).notDone).toMatch(/ELF64/);
   });
 });
