@@ -174,7 +174,7 @@ function countSpawns(trace: string): Record<string, number> {
       flush();
       cur = line.slice(3);
       n = 0;
-    } else if (line.trim()) n++;
+    } else if (line.trim() && !line.startsWith('#')) n++;
   }
   flush();
   return Object.fromEntries(Object.entries(counts).map(([k, v]) => [k, median(v)]));

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { CniError, ErrorCode } from './errors';
 import { lockHolder } from './lock-holder';
+import { rehearsal } from './rehearsal';
 
 export interface RunOptions {
   /** Written to the child's stdin, then stdin is closed. */
@@ -40,14 +41,27 @@ const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/
 export const commandLine = (cmd: string, args: readonly string[]) => [cmd, ...args].map(quote).join(' ');
 
 /**
- * Logs one finished process to CNI_TS_TRACE (one line each: duration, command, exit). Processes started
+ * Logs one finished process to CNI_TS_TRACE (one line each: duration, command, exit, when it started counted
+ * from this process's start; `traceNote` adds "#" lines). Processes started
  * outside `run` (the lock helper, delegated plugins) call it too, so the count per command is complete.
  */
 export function traceSpawn(startedMs: number, shown: string, exit: string | number | null): void {
   const file = process.env.CNI_TS_TRACE;
   if (!file) return;
   try {
-    appendFileSync(file, `${Date.now() - startedMs}ms ${shown.replace(/\n/g, '\\n')} -> ${exit}\n`);
+    const now = performance.now();
+    appendFileSync(file, `${Math.round(now - startedMs)}ms ${shown.replace(/\n/g, '\\n')} -> ${exit} (from +${Math.round(startedMs)} ms)\n`);
+  } catch {
+    // Tracing must never break a request.
+  }
+}
+
+/** A "#" line in CNI_TS_TRACE (a step of this process, at +ms from its start). */
+export function traceNote(text: string): void {
+  const file = process.env.CNI_TS_TRACE;
+  if (!file) return;
+  try {
+    appendFileSync(file, `# ${text} at +${Math.round(performance.now())} ms\n`);
   } catch {
     // Tracing must never break a request.
   }
@@ -62,19 +76,44 @@ export interface FedProcess {
   abort(): Promise<void>;
 }
 
+/** The outcome of a finished process, as `run` reports it: its result, or an ExecError saying what went wrong. */
+function outcome(shown: string, opts: Omit<RunOptions, 'input'>, r: RunResult & { signal?: string | null; timedOut: boolean }): RunResult | ExecError {
+  const result = { code: r.code, stdout: r.stdout, stderr: r.stderr };
+  if (r.timedOut) return new ExecError(ErrorCode.TryAgainLater, `${shown} did not finish within ${opts.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms and was killed`, r.stderr.trim(), result);
+  if (r.code !== 0 && !opts.allowFailure) {
+    const why = r.stderr.trim() || r.stdout.trim() || `killed by ${r.signal}`;
+    return new ExecError(ErrorCode.Internal, `${shown} failed with exit status ${r.code}: ${why.split('\n').slice(0, 6).join(' | ')}`, why, result);
+  }
+  return result;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+
 /**
  * Starts a process before its input is known, so its start-up overlaps other work (a plugin's IPAM call, say).
  * The caller must `finish` or `abort` it; if this process dies first, the child sees end of input.
  */
-export function start(cmd: string, args: readonly string[], opts: Omit<RunOptions, 'input'> = {}): FedProcess {
+export function start(cmd: string, args: readonly string[], opts: Omit<RunOptions, 'input'> = {}, input?: string | Buffer): FedProcess {
   const [file, argv] = opts.netns ? ['nsenter', [`--net=${opts.netns}`, '--', cmd, ...args]] : [cmd, [...args]];
   const shown = commandLine(cmd, args) + (opts.netns ? ` (in netns ${opts.netns})` : '');
-  const started = Date.now();
+  const started = performance.now();
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  let timedOut = false;
+  const finished = (r: RunResult & { signal?: string | null }): RunResult => {
+    traceSpawn(started, shown, r.signal ?? r.code);
+    const o = outcome(shown, opts, { ...r, timedOut });
+    if (o instanceof ExecError) throw o;
+    return o;
+  };
+
+  if (rehearsal.on) {
+    const done = Promise.resolve().then(() => finished({ code: 0, stdout: '', stderr: '' }));
+    done.catch(() => undefined);
+    return { write: () => undefined, finish: () => done, abort: () => done.then(() => undefined, () => undefined) };
+  }
   const child = spawn(file, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: (opts.env ?? process.env) as NodeJS.ProcessEnv });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
-  let timedOut = false;
-  const timeoutMs = opts.timeoutMs ?? 30_000;
   const timer = setTimeout(() => {
     timedOut = true;
     child.kill('SIGKILL');
@@ -84,6 +123,7 @@ export function start(cmd: string, args: readonly string[], opts: Omit<RunOption
   child.stdin.on('error', () => {
     // The child may exit before reading its input; its exit status tells what happened.
   });
+  if (input !== undefined) child.stdin.write(input);
   const done = new Promise<RunResult>((resolve, reject) => {
     child.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
@@ -92,14 +132,11 @@ export function start(cmd: string, args: readonly string[], opts: Omit<RunOption
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      const result = { code: code ?? 128, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() };
-      traceSpawn(started, shown, signal ?? code);
-      if (timedOut) {
-        reject(new ExecError(ErrorCode.TryAgainLater, `${shown} did not finish within ${timeoutMs} ms and was killed`, result.stderr.trim(), result));
-      } else if (result.code !== 0 && !opts.allowFailure) {
-        const why = result.stderr.trim() || result.stdout.trim() || `killed by ${signal}`;
-        reject(new ExecError(ErrorCode.Internal, `${shown} failed with exit status ${result.code}: ${why.split('\n').slice(0, 6).join(' | ')}`, why, result));
-      } else resolve(result);
+      try {
+        resolve(finished({ code: code ?? 128, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+      } catch (e) {
+        reject(e);
+      }
     });
   });
   // Failures surface through finish(); until then (input may come much later) they must not count as unhandled.
@@ -123,9 +160,7 @@ export function start(cmd: string, args: readonly string[], opts: Omit<RunOption
 export function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const { input, ...rest } = opts;
   try {
-    const p = start(cmd, args, rest);
-    if (input !== undefined) p.write(input);
-    return p.finish();
+    return start(cmd, args, rest, input ?? '').finish();
   } catch (e) {
     return Promise.reject(e);
   }

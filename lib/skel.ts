@@ -7,6 +7,7 @@ import { readSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { parseCniArgs, type CniArgs } from './args';
 import { asCniError, CniError, decodeError, envError } from './errors';
+import { traceNote } from './exec';
 import { NAME_PATTERN, NetConfBase, type NetConf } from './types/netconf';
 import { formatResult, parseResult, type Result } from './types/result';
 import { parseWith } from './types/schema';
@@ -229,7 +230,11 @@ export async function pluginMain(plugin: Plugin): Promise<void> {
       return;
     }
   }
+  traceNote(`${plugin.name} ${command ?? ''} read its input`);
   const out = await runPlugin(plugin, { stdin, env: process.env, stderr: (t) => process.stderr.write(t) });
   process.stdout.write(out.stdout);
-  process.exitCode = out.exitCode;
+  traceNote(`${plugin.name} ${command ?? ''} done`);
+  // Everything this request started has ended; skip Node's teardown (a few ms). stdout and stderr are pipes or
+  // files here, and Node writes those synchronously on Linux, so nothing printed is lost.
+  process.exit(out.exitCode);
 }

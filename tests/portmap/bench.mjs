@@ -56,7 +56,7 @@ if (!process.env.PM_BENCH_NS) {
     const trace = `/tmp/pmbench-trace-${process.pid}`;
     rmSync(trace, { force: true });
     call(OURS, command, k, backend, { CNI_TS_TRACE: trace });
-    const lines = readFileSync(trace, 'utf8').trim().split('\n');
+    const lines = readFileSync(trace, 'utf8').trim().split('\n').filter((l) => !l.startsWith('#'));
     rmSync(trace, { force: true });
     return `${lines.length} [${lines.map((l) => l.replace(/ -.*| --.*/, '')).join(', ')}]`;
   };
