@@ -1,15 +1,15 @@
 /**
- * ADD: validate everything, then one `ip -batch` in the host namespace that makes the bridge and the veth pair
- * (the container end created inside the netns) while IPAM reserves addresses, and then gets the gateway
- * addresses; then in parallel one process in the container namespace (started early, so it is ready), the
- * masquerade transaction and the optional VLAN/spoof-check steps. Any failure undoes this ADD's veth and rules
- * (withIpamAdd releases the reservation); a bridge we created stays, as others may share it.
+ * ADD: validate everything, then, all started at once: the host batch that makes the veth pair (the container end
+ * created inside the netns), the container's process, and IPAM. With IPAM's result: the masquerade transaction,
+ * a second host batch for the gateway addresses, and the container's addresses and routes as soon as its
+ * interface exists. Any failure undoes this ADD's veth and rules (withIpamAdd releases the reservation); a bridge
+ * we created stays, as others may share it.
  */
 import { configError, envError, CniError, ErrorCode } from '../../lib/errors';
 import { ExecError, run } from '../../lib/exec';
 import { firewall, onPath } from '../../lib/firewall/select';
 import { findInPath, withIpamAdd } from '../../lib/invoke';
-import { batchWord, startTolerantBatch } from '../../lib/net/batch';
+import { batchWord, startTolerantBatch, type BatchLine } from '../../lib/net/batch';
 import { deleteAddresses, deleteLink, linkAddresses, linkExists, linkMacMtu, linkState } from '../../lib/net/link';
 import { randomMac } from '../../lib/net/mac';
 import { attachmentAlias, hostVethName, VETH_NAME_ATTEMPTS } from '../../lib/net/names';
@@ -95,13 +95,22 @@ export async function add(a: CmdArgs): Promise<Result> {
     macs: { bridge: randomMac(), host: randomMac(), container: conf.mac ?? randomMac(), vlanGateway: randomMac() },
   };
 
-  // Both processes start now: the veth pair is made while IPAM works, and the container's process is ready
-  // when its interface is. A bridge that does not exist yet waits for IPAM: a bad IPAM config must not leave one.
+  // The veth pair is made now, while IPAM works, in a batch of its own, so that the container's configuration can
+  // follow as soon as it is done; the container's process starts now too. The lines that need IPAM's result
+  // (gateways) are a second batch. A bridge that does not exist yet waits for IPAM: a bad IPAM config must not
+  // leave one.
   const attachLines = br ? planHostAttach(base) : [];
-  const host = startTolerantBatch();
-  host.add(attachLines);
-  let hostFinished: Promise<Set<number>> | undefined;
-  const finishHost = () => (hostFinished ??= host.done());
+  const batches: Array<Promise<unknown>> = [];
+  const hostBatch = (lines: readonly BatchLine[]): Promise<Set<number>> => {
+    const b = startTolerantBatch();
+    b.add(lines);
+    const done = b.done().catch((e: unknown) => {
+      throw explainBatchError(e, a, hostVeth);
+    });
+    batches.push(done.catch(() => undefined));
+    return done;
+  };
+  const attached = attachLines.length ? hostBatch(attachLines) : undefined;
   const inContainer = conf.ipamType || !conf.disableContainerInterface ? startInNetns(a.netns) : undefined;
   const undo: Array<() => Promise<unknown>> = [
     async () => {
@@ -112,39 +121,47 @@ export async function add(a: CmdArgs): Promise<Result> {
   const attach = async (ipam?: Result): Promise<Result> => {
     if (ipam && !ipam.ips?.length) throw new CniError(ErrorCode.Internal, `ipam.type ${conf.ipamType}: returned no IP addresses`);
     const plan = planAdd({ ...base, ...(ipam ? { ipam } : {}) });
-    host.add(plan.hostBatch.slice(attachLines.length));
-    let existed: Set<number>;
-    try {
-      existed = await finishHost();
-    } catch (e) {
-      throw explainBatchError(e, a, hostVeth);
-    }
-    await settleGatewayConflicts(conf, plan, existed);
-    for (const [k, v] of plan.hostSysctls) ensureSysctl(k, v);
-    for (const [k, v] of plan.hostBestEffortSysctls) {
-      try {
-        setSysctl(k, v);
-      } catch {
-        // no IPv6 on this host: nothing to keep from routing
-      }
-    }
+    const rest = plan.hostBatch.slice(attachLines.length);
+    // Indices of `okIfExists` lines that found their object, in plan.hostBatch.
+    const restDone = rest.length ? hostBatch(rest).then((found) => new Set([...found].map((i) => i + attachLines.length))) : Promise.resolve(new Set<number>());
+    const vethReady = attached ?? restDone;
     const masq = { network: conf.network, containerID: a.containerID, ifname: a.ifname, addresses: plan.masquerade };
     if (fw && plan.masquerade.length) undo.push(() => fw.delMasquerade(masq));
     if (conf.macSpoofChk) undo.push(() => teardownSpoofCheck(a.containerID, a.ifname));
+
     const steps: Array<Promise<unknown>> = [];
-    if (inContainer) steps.push(inContainer.run(plan.container));
-    // A VLAN gateway port is configured by the ADD that created it.
-    const vlanLines = [...plan.vlanBatch, ...(plan.vlanGatewayCreate && !existed.has(plan.vlanGatewayCreate.line) ? plan.vlanGatewayCreate.vlanBatch : [])];
-    if (vlanLines.length) steps.push(run('bridge', ['-batch', '-'], { input: vlanLines.join('\n') + '\n' }));
+    // The rules need only the addresses.
     if (fw && plan.masquerade.length) steps.push(fw.addMasquerade(masq));
-    if (conf.macSpoofChk) steps.push(setupSpoofCheck(hostVeth, plan.result.interfaces![2]!.mac!, a.containerID, a.ifname));
+    // The container's addresses and routes need its interface; its default route needs no gateway address yet.
+    steps.push(
+      vethReady.then(async () => {
+        for (const [k, v] of plan.hostBestEffortSysctls) {
+          try {
+            setSysctl(k, v);
+          } catch {
+            // no IPv6 on this host: nothing to keep from routing
+          }
+        }
+        if (inContainer) await inContainer.run(plan.container);
+      }),
+    );
+    steps.push(
+      restDone.then(async (existed) => {
+        await settleGatewayConflicts(conf, plan, existed);
+        for (const [k, v] of plan.hostSysctls) ensureSysctl(k, v);
+        // A VLAN gateway port is configured by the ADD that created it.
+        const vlanLines = [...plan.vlanBatch, ...(plan.vlanGatewayCreate && !existed.has(plan.vlanGatewayCreate.line) ? plan.vlanGatewayCreate.vlanBatch : [])];
+        await vethReady;
+        if (vlanLines.length) await run('bridge', ['-batch', '-'], { input: vlanLines.join('\n') + '\n' });
+      }),
+    );
+    if (conf.macSpoofChk) steps.push(vethReady.then(() => setupSpoofCheck(hostVeth, plan.result.interfaces![2]!.mac!, a.containerID, a.ifname)));
     const settled = await Promise.allSettled(steps);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
-    // The bridge's MAC is its own when we created it; an older bridge may have changed it while ports came.
-    // MACs and MTUs as the kernel has them (a concurrent ADD may have made the VLAN gateway, with its own MAC).
-    const ifs = plan.result.interfaces!;
-    for (const i of ifs) {
+    // MACs and MTUs as the kernel has them: the bridge's MAC is its own when we created it, an older bridge may
+    // have changed it while ports came, and a concurrent ADD may have made the VLAN gateway, with its own MAC.
+    for (const i of plan.result.interfaces!) {
       const st = linkMacMtu(i.sandbox ? hostVeth : i.name);
       if (!st) continue;
       if (!i.sandbox && i.name !== hostVeth) i.mac = st.mac;
@@ -157,8 +174,8 @@ export async function add(a: CmdArgs): Promise<Result> {
     if (!conf.ipamType) return await attach();
     return await withIpamAdd(conf.ipamType, a.version, { stdin: a.stdin, env: a.env, path: a.path, field: 'ipam.type' }, attach);
   } catch (e) {
-    // Let the host batch finish what it was sent (so nothing is half made), stop the container process, undo.
-    await finishHost().catch(() => undefined);
+    // Let the host batches finish what they were sent (so nothing is half made), stop the container process, undo.
+    await Promise.all(batches);
     await inContainer?.abort();
     for (const u of undo) await u().catch((err: Error) => process.stderr.write(`bridge: undo after failed ADD: ${err.message}\n`));
     throw e;
