@@ -56,7 +56,8 @@ chmodSync(join(out, `noop-plugin.${tag}.cjs`), 0o755);
 renameSync(join(out, `noop-plugin.${tag}.cjs`), join(out, 'noop-plugin.cjs'));
 renameSync(bundleTmp, bundle);
 
-const PATCH_VERSION = 'tuned-4';
+// The tuning of node (node-patch.cjs) is part of what the executable is made from.
+const PATCH_VERSION = createHash('sha256').update(readFileSync(join(root, 'build', 'node-patch.cjs'))).digest('hex').slice(0, 12);
 const hash = createHash('sha256').update(readFileSync(bundle)).update(process.version).update(String(snapshot)).update(PATCH_VERSION).digest('hex');
 const exe = join(dist, 'cni');
 const stamp = join(out, 'cni.stamp');
@@ -73,8 +74,8 @@ if (existsSync(exe) && existsSync(stamp) && readFileSync(stamp, 'utf8') === hash
     } catch {
       log('strip not available; using an unstripped node');
     }
-    const notDone = nodePatch.tuneFile(work, work);
-    if (notDone) log(`snapshot rehashing left on (${notDone}); every start is ~4 ms slower`);
+    const notDone = nodePatch.tuneFile(work, work, process.execPath);
+    if (notDone) log(`node left partly as it is (${notDone}); every start is a few ms slower`);
     // The tuned node must still be a working node.
     execFileSync(work, ['-e', '0'], { stdio: 'inherit' });
     renameSync(work, base);

@@ -21,6 +21,12 @@
 //    on its own (version and flags). We set that mark in the blob's metadata and keep the code cache.
 //
 // 3. No baseline compiler (the node binary): `--sparkplug` off, found and changed as `--rehash-snapshot` is.
+//
+// 4. No checksum of the V8 snapshot at start (the node binary): V8 adds up the whole ~5 MB startup blob on every
+//    start (Snapshot::ShouldVerifyChecksum is compiled as "return true"), ~10% of a short plugin call's
+//    instructions. It guards against a corrupted snapshot in the file; the executable's integrity is the
+//    package's to check, and a damaged snapshot fails deserialization anyway. The function, found by its symbol
+//    in the unstripped node, is made to return false (its body must be exactly "mov $1, %eax; ret").
 'use strict';
 const { readFileSync, writeFileSync } = require('node:fs');
 
@@ -81,6 +87,29 @@ class Elf {
     if (value < 0 || def < 0) throw new Error(`flag ${name} points outside the file`);
     return { value, def };
   }
+  /** The address of a symbol from the section headers' symbol table (undefined when stripped or absent). */
+  symbol(name) {
+    const f = this.f;
+    const shoff = Number(f.readBigUInt64LE(0x28));
+    const shsz = f.readUInt16LE(0x3a);
+    const shnum = f.readUInt16LE(0x3c);
+    const section = (i) => {
+      const o = shoff + i * shsz;
+      return { type: f.readUInt32LE(o + 4), off: Number(f.readBigUInt64LE(o + 0x18)), size: Number(f.readBigUInt64LE(o + 0x20)), link: f.readUInt32LE(o + 0x28) };
+    };
+    const SHT_SYMTAB = 2;
+    const want = Buffer.from(`${name}\0`, 'latin1');
+    for (let i = 0; shoff && i < shnum; i++) {
+      const sec = section(i);
+      if (sec.type !== SHT_SYMTAB) continue;
+      const str = section(sec.link);
+      for (let p = sec.off; p + 24 <= sec.off + sec.size; p += 24) {
+        const at = str.off + f.readUInt32LE(p);
+        if (f[at] === want[0] && f.compare(want, 0, want.length, at, at + want.length) === 0) return Number(f.readBigUInt64LE(p + 8));
+      }
+    }
+    return undefined;
+  }
   boolFlagOff(name) {
     const { value, def } = this.flag(name);
     if (this.f[value] !== 1 || this.f[def] !== 1) throw new Error(`${name} is not a bool flag that is true here`);
@@ -88,23 +117,46 @@ class Elf {
   }
 }
 
-/** Node's tuned binary: the bytes and why the change was not made ('' when it was). Never throws. */
-function tuneNode(input) {
+const SHOULD_VERIFY = '_ZN2v88internal8Snapshot20ShouldVerifyChecksumEPKNS_11StartupDataE';
+const RETURN_TRUE = Buffer.from([0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3]); // mov $1, %eax; ret
+const RETURN_FALSE = Buffer.from([0xb8, 0x00, 0x00, 0x00, 0x00, 0xc3]); // mov $0, %eax; ret
+
+/**
+ * Node's tuned binary: the bytes and why a change was not made ('' when all were). `symbols` is the unstripped
+ * node the input was made from (its symbol table locates code; the input may be stripped). Never throws: what
+ * cannot be done is left out.
+ */
+function tuneNode(input, symbols = input) {
+  const notDone = [];
+  let elf;
   try {
-    const elf = new Elf(Buffer.from(input));
+    elf = new Elf(Buffer.from(input));
+  } catch (e) {
+    return { bytes: input, notDone: e.message };
+  }
+  try {
     const cli = elf.literals('--rehash-snapshot');
     if (cli.length !== 1) throw new Error(`expected one "--rehash-snapshot" literal, found ${cli.length}`);
     const changes = [elf.boolFlagOff('rehash_snapshot'), ...OFF.map((n) => elf.boolFlagOff(n))];
     for (const c of changes) c();
     elf.f[cli[0]] = 0;
-    return { bytes: elf.f, notDone: '' };
   } catch (e) {
-    return { bytes: input, notDone: e.message };
+    notDone.push(`flags: ${e.message}`);
   }
+  try {
+    const va = new Elf(Buffer.from(symbols)).symbol(SHOULD_VERIFY);
+    if (va === undefined) throw new Error('no symbol table with Snapshot::ShouldVerifyChecksum');
+    const off = elf.offOf(va);
+    if (off < 0 || elf.f.compare(RETURN_TRUE, 0, RETURN_TRUE.length, off, off + RETURN_TRUE.length) !== 0) throw new Error('Snapshot::ShouldVerifyChecksum is not "return true" here');
+    RETURN_FALSE.copy(elf.f, off);
+  } catch (e) {
+    notDone.push(`snapshot checksum: ${e.message}`);
+  }
+  return { bytes: elf.f, notDone: notDone.join('; ') };
 }
 
-function tuneFile(src, dst) {
-  const r = tuneNode(readFileSync(src));
+function tuneFile(src, dst, symbolsFrom = src) {
+  const r = tuneNode(readFileSync(src), readFileSync(symbolsFrom));
   writeFileSync(dst, r.bytes, { mode: 0o755 });
   return r.notDone;
 }

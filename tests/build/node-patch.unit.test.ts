@@ -2,9 +2,9 @@
 import { markSnapshotPortable, tuneNode } from '../../build/node-patch.cjs';
 
 /** A fixed-address ELF64 with one writable PT_LOAD covering the file: literals, a flag value and a flag-table entry. */
-function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer; valueOff: number; cliOff: number; sparkValue: number } {
+function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer; valueOff: number; cliOff: number; sparkValue: number; fnOff: number } {
   const VADDR = 0x400000;
-  const f = Buffer.alloc(0x400);
+  const f = Buffer.alloc(0x500);
   f.writeUInt32BE(0x7f454c46, 0);
   f[4] = 2; // ELF64
   f[5] = 1; // little-endian
@@ -17,7 +17,7 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   f.writeUInt32LE(6, 0x44);
   f.writeBigUInt64LE(0n, 0x48);
   f.writeBigUInt64LE(BigInt(VADDR), 0x50);
-  f.writeBigUInt64LE(0x400n, 0x60);
+  f.writeBigUInt64LE(0x500n, 0x60);
   const cliOff = 0x101;
   f.write('--rehash-snapshot\0', cliOff, 'latin1');
   const nameOff = 0x121;
@@ -39,16 +39,37 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   f.writeBigUInt64LE(BigInt(VADDR + longer + 7), 0x248);
   f.writeBigUInt64LE(BigInt(VADDR + sparkValue), 0x250);
   f.writeBigUInt64LE(BigInt(VADDR + sparkValue + 1), 0x258);
-  return { bytes: f, valueOff, cliOff, sparkValue };
+  // Snapshot::ShouldVerifyChecksum's body ("mov $1, %eax; ret") at 0x300, found through a symbol table: section
+  // headers at 0x380 (null, .symtab at 0x330, .strtab at 0x2a0).
+  const fnOff = 0x300;
+  Buffer.from([0xb8, 1, 0, 0, 0, 0xc3]).copy(f, fnOff);
+  const sym = '_ZN2v88internal8Snapshot20ShouldVerifyChecksumEPKNS_11StartupDataE';
+  f.write(`\0${sym}\0`, 0x2a0 - 0, 'latin1');
+  f.writeUInt32LE(1, 0x330 + 24); // second symbol: name at strtab+1
+  f.writeBigUInt64LE(BigInt(VADDR + fnOff), 0x330 + 24 + 8);
+  f.writeBigUInt64LE(0x380n, 0x28); // e_shoff
+  f.writeUInt16LE(64, 0x3a);
+  f.writeUInt16LE(3, 0x3c);
+  const sh = (i: number, type: number, off: number, size: number, link: number) => {
+    const o = 0x380 + i * 64;
+    f.writeUInt32LE(type, o + 4);
+    f.writeBigUInt64LE(BigInt(off), o + 0x18);
+    f.writeBigUInt64LE(BigInt(size), o + 0x20);
+    f.writeUInt32LE(link, o + 0x28);
+  };
+  sh(1, 2, 0x330, 48, 2);
+  sh(2, 3, 0x2a0, sym.length + 2, 0);
+  return { bytes: f, valueOff, cliOff, sparkValue, fnOff };
 }
 
 describe('node tuning', () => {
-  test('turns rehash_snapshot and sparkplug off through the flag table and empties the literal node passes', () => {
-    const { bytes, valueOff, cliOff, sparkValue } = fakeNode();
+  test('turns rehash_snapshot and sparkplug off through the flag table, empties the literal node passes, and makes ShouldVerifyChecksum return false', () => {
+    const { bytes, valueOff, cliOff, sparkValue, fnOff } = fakeNode();
     const r = tuneNode(bytes);
     expect(r.notDone).toBe('');
     expect(r.bytes[valueOff]).toBe(0);
     expect(r.bytes[sparkValue]).toBe(0);
+    expect([...r.bytes.subarray(fnOff, fnOff + 6)]).toEqual([0xb8, 0, 0, 0, 0, 0xc3]);
     expect(r.bytes[cliOff]).toBe(0);
     expect(r.bytes.toString('latin1', cliOff + 1, cliOff + 17)).toBe('-rehash-snapshot');
     // The input is left alone.
@@ -61,6 +82,12 @@ describe('node tuning', () => {
     bytes.write('x', 0x121, 'latin1');
     expect(tuneNode(bytes).notDone).toMatch(/one flag-table entry for rehash_snapshot/);
     expect(tuneNode(Buffer.from('not an elf')).notDone).toMatch(/ELF64/);
+    // A function body other than "return true" is left alone.
+    const other = fakeNode();
+    other.bytes[other.fnOff + 5] = 0x90;
+    const r = tuneNode(other.bytes);
+    expect(r.notDone).toMatch(/ShouldVerifyChecksum is not "return true"/);
+    expect(r.bytes[other.fnOff + 1]).toBe(1);
   });
 });
 
