@@ -18,7 +18,7 @@
  */
 import { appendFileSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { addrOfName, LAST_RESERVED_PREFIX, type Owners, type Store } from './store';
+import { isReservationName, LAST_RESERVED_PREFIX, type Owners, type Store } from './store';
 
 export const JOURNAL_FILE = '.host-local-owners';
 const HEADER = 'host-local owner journal v1\n';
@@ -117,7 +117,7 @@ export class OwnerJournal {
     }
     this.text = text;
     for (const name of names) {
-      if (parsed.names.has(name) || !addrOfName(name)) continue;
+      if (parsed.names.has(name) || !isReservationName(name)) continue;
       // A reservation the journal never saw (made by hand, or an owner it cannot hold): read it.
       const owner = this.store.owner(name);
       if (owner === undefined) continue;

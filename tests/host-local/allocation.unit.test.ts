@@ -6,7 +6,7 @@ import { loadConfig, requestedIps } from '../../ipam/host-local/config';
 import { parseResolvConf } from '../../ipam/host-local/dns';
 import { assignRequested, candidates, countReserved, freeCandidates, namesInSet } from '../../ipam/host-local/plan';
 import { canonicalizeRange, capacity, rangeSetText, type RangeSet } from '../../ipam/host-local/range';
-import { addrOfName } from '../../ipam/host-local/store';
+import { addrOfName, isReservationName } from '../../ipam/host-local/store';
 
 const ip = (t: string): Addr => parseIp(t)!;
 const set = (...ranges: Array<Record<string, string>>): RangeSet => ranges.map((r, i) => canonicalizeRange(r, `r${i}`));
@@ -144,6 +144,11 @@ describe('ownership', () => {
     expect(addrOfName('192.0.2.5')).toEqual(ip('192.0.2.5'));
     expect(addrOfName('2001:db8::5')).toEqual(ip('2001:db8::5'));
     for (const n of ['lock', 'last_reserved_ip.0', 'boot_id', '2001:DB8::5', '2001:db8:0::5']) expect(addrOfName(n)).toBeUndefined();
+  });
+  test('isReservationName answers as addrOfName does, on names of every kind', () => {
+    const names = ['192.0.2.5', '0.0.0.0', '255.255.255.255', '192.0.2.05', '192.0.2.256', '1.2.3', '1.2.3.4.5', ' 1.2.3.4', '2001:db8::5', '::ffff:192.0.2.1', '::ffff:c000:201', '2001:DB8::5', 'lock', 'last_reserved_ip.0', '.host-local-owners', 'boot_id', ''];
+    for (let i = 0; i < 2000; i++) names.push([0, 1, 2, 3].map(() => Math.floor(Math.random() * 300)).join('.'));
+    for (const n of names) expect([n, isReservationName(n)]).toEqual([n, addrOfName(n) !== undefined]);
   });
 });
 
