@@ -10,6 +10,8 @@ export interface BatchLine {
   line: string;
   /** "File exists" / "Address already assigned" on this line is success. */
   okIfExists?: boolean;
+  /** A refinement the request does without when the kernel refuses it (say, IPv6 settings on an IPv6-less host). */
+  optional?: boolean;
 }
 
 const EXISTS = /File exists|already assigned/;
@@ -74,6 +76,7 @@ export function startTolerantBatch(opts: Omit<RunOptions, 'input'> = {}): Tolera
           existed.add(i);
           continue;
         }
+        if (lines[i]?.optional) continue;
         const where = opts.netns ? ` (in netns ${opts.netns})` : '';
         throw new ExecError(ErrorCode.Internal, `ip ${lines[i]?.line ?? `line ${i + 1}`}${where}: ${why}`, r.stderr, r);
       }

@@ -1,5 +1,5 @@
 /** Three containers on one bridge, dual stack, reach each other and the gateway; the result in each version. */
-import { canUseNetns, uniqueName, withSandbox } from '../helpers/netns';
+import { canUseNetns, IS_REFERENCE, uniqueName, withSandbox } from '../helpers/netns';
 import { addrOnly, bridgeConf, call, HAS_1_1, hostLinks, ping } from './helpers';
 
 const d = canUseNetns() ? describe : describe.skip;
@@ -38,6 +38,11 @@ d('bridge connectivity', () => {
         ctrs.push({ ns, v4: addrOnly(v4), v6: addrOnly(v6) });
       }
       expect(await hostLinks(s)).toContain(bridge);
+      // Bridge ports carry no IPv6 address of their own (each would cost later ADDs); containers keep theirs.
+      const ports = (await s.exec('ip', ['-o', 'link', 'show', 'master', bridge])).stdout.match(/veth[0-9a-f]{8}/g) ?? [];
+      expect(ports).toHaveLength(IS_REFERENCE ? ports.length : 3);
+      for (const p of ports) if (!IS_REFERENCE) expect((await s.exec('ip', ['-6', '-o', 'addr', 'show', 'dev', p])).stdout).toBe('');
+      expect((await s.exec('ip', ['-6', '-o', 'addr', 'show', 'dev', 'eth0', 'scope', 'link'], { ns: ctrs[0]!.ns })).stdout).toMatch(/fe80::/);
       for (const a of ctrs) {
         expect(await ping(s, a.ns, '198.51.100.1')).toBe(true);
         expect(await ping(s, a.ns, '2001:db8:b1::1')).toBe(true);

@@ -123,12 +123,15 @@ describe('planAdd', () => {
       'link add name cni0 mtu 1400 address 02:00:00:00:00:0b type bridge',
       'link set dev cni0 up',
       'link add name veth01234567 mtu 1400 address 02:00:00:00:00:0a type veth peer name eth0 mtu 1400 address 02:00:00:00:00:0c netns /var/run/netns/x',
+      'link set dev veth01234567 addrgenmode none',
       'link set dev veth01234567 alias cni/c1/eth0 master cni0 up',
       'link set dev veth01234567 type bridge_slave hairpin on',
       'addr add 192.0.2.1/24 dev cni0',
       'addr add 2001:db8::1/64 dev cni0 nodad',
     ]);
     expect(p.hostBatch.filter((l) => l.okIfExists).map((l) => l.line.split(' ')[0])).toEqual(['link', 'addr', 'addr']);
+    // The port's own IPv6 address is the only thing the batch may do without.
+    expect(p.hostBatch.filter((l) => l.optional).map((l) => l.line)).toEqual(['link set dev veth01234567 addrgenmode none']);
     expect([...p.gatewayLines.values()]).toEqual(['192.0.2.1/24', '2001:db8::1/64']);
     expect(p.hostSysctls.map(([k]) => k)).toEqual(['/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding']);
     expect(p.container.batch).toEqual([
@@ -195,14 +198,15 @@ describe('planAdd', () => {
     const p = planAdd(input({ vlan: 10, isGateway: true, preserveDefaultVlan: false }, { macs }));
     const peer = hostVethName('cni0.10', 'vlan-gateway');
     const lines = p.hostBatch.map((l) => l.line);
-    expect(lines.slice(4)).toEqual([
+    expect(lines.slice(5)).toEqual([
       `link add name cni0.10 address 02:00:00:00:00:0d type veth peer name ${peer}`,
+      `link set dev ${peer} addrgenmode none`,
       `link set dev ${peer} alias cni/vlan-gateway/cni0.10 master cni0 up`,
       'link set dev cni0.10 up',
       'addr add 192.0.2.1/24 dev cni0.10',
       'addr add 2001:db8::1/64 dev cni0.10 nodad',
     ]);
-    expect(p.hostBatch[p.vlanGatewayCreate!.line]!).toMatchObject({ line: lines[4], okIfExists: true });
+    expect(p.hostBatch[p.vlanGatewayCreate!.line]!).toMatchObject({ line: lines[5], okIfExists: true });
     expect(p.vlanGatewayCreate!.vlanBatch).toEqual([`vlan add dev ${peer} vid 10 pvid untagged`, `vlan del dev ${peer} vid 1`]);
     expect(p.result.interfaces![3]).toEqual({ name: 'cni0.10', mac: '02:00:00:00:00:0d' });
     expect(p.result.ips!.every((ip) => ip.interface === 2)).toBe(true);

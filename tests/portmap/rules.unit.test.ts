@@ -32,16 +32,11 @@ describe('iptables planning', () => {
     expect(CHAIN).toHaveLength(28);
   });
 
-  test('ADD for IPv4: checks the shared rules, recreates the container chain, marks hairpin and localhost, DNATs, jumps by multiport', () => {
+  test('ADD for IPv4: recreates the container chain, marks hairpin and localhost, DNATs, jumps by multiport; no -C (it reads the whole table)', () => {
     const r = req();
     expect(ipt.addPayload(r, 4, ipt.containerCidr(r, 4)!)).toBe(
       [
         '*nat',
-        '-C PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT',
-        '-C OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT',
-        '-C CNI-HOSTPORT-SETMARK -m comment --comment "CNI portfwd masquerade mark" -j MARK --set-xmark 0x2000/0x2000',
-        '-C CNI-HOSTPORT-MASQ -m mark --mark 0x2000/0x2000 -j MASQUERADE',
-        '-C POSTROUTING -m comment --comment "CNI portfwd requiring masquerade" -j CNI-HOSTPORT-MASQ',
         `:${CHAIN} - [0:0]`,
         `-A ${CHAIN} -p tcp --dport 8080 -s 192.0.2.0/24 -j CNI-HOSTPORT-SETMARK`,
         `-A ${CHAIN} -p tcp --dport 8080 -s 127.0.0.1 -j CNI-HOSTPORT-SETMARK`,
