@@ -11,8 +11,8 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chainAdd, chainDel, sh, type Attach, type Impl } from './chain';
-import { inHost } from './host';
+import { chainAdd, chainDel, lastMs, sh, type Attach, type Impl } from './chain';
+import { Host } from './host';
 import { median, table, timeRun } from './stats';
 
 const root = join(__dirname, '..', '..', '..');
@@ -29,12 +29,10 @@ const BUSY_RULES = Number(opt('busy-rules', '20000'));
 const REF_DIR = '/usr/lib/cni';
 const run = (name: string) => !ONLY.length || ONLY.includes(name);
 
-const hostNs = process.env.CNI_BENCH_HOST_NS ?? `bench-${(process.pid % 46656).toString(36)}`;
-const tag = hostNs.replace(/^bench-/, '');
-// Everything below runs in a child that lives in the host namespace (host.ts); this process only waits for it.
-const inside = inHost(hostNs);
-const work = inside ? mkdtempSync(join(tmpdir(), 'cni-bench-')) : '';
+const tag = (process.pid % 46656).toString(36);
+const work = mkdtempSync(join(tmpdir(), 'cni-bench-'));
 const namespaces = new Set<string>();
+const hosts: Host[] = [];
 
 function addNs(name: string): string {
   sh('ip', ['netns', 'add', name]);
@@ -51,20 +49,28 @@ function delNs(name: string): void {
 }
 function cleanup(): void {
   for (const n of [...namespaces]) delNs(n);
+  for (const h of hosts) h.remove();
   rmSync(work, { recursive: true, force: true });
 }
 process.on('SIGINT', () => {
-  if (inside) cleanup();
+  cleanup();
   process.exit(130);
 });
 
 const ours = join(root, 'dist');
+// Each implementation in a host of its own (host.ts), as on a node that runs one of them.
+const host = (name: string) => {
+  const h = Host.create(`bench-${tag}-${name}`);
+  hosts.push(h);
+  return h;
+};
+const haveRef = existsSync(join(REF_DIR, 'bridge'));
 const allImpls: Impl[] = [
-  { name: 'ours-iptables', dir: ours, backend: 'iptables', bridge: `bbi${tag}`, subnet: '198.18.0.0/22', network: `bi${tag}`, dataDir: join(work, 'oi'), portBase: 20000, trace: join(work, 'trace-oi') },
-  { name: 'ours-nftables', dir: ours, backend: 'nftables', bridge: `bbn${tag}`, subnet: '198.18.4.0/22', network: `bn${tag}`, dataDir: join(work, 'on'), portBase: 30000, trace: join(work, 'trace-on') },
-  { name: 'reference', dir: REF_DIR, bridge: `bbr${tag}`, subnet: '198.18.8.0/22', network: `br${tag}`, dataDir: join(work, 'ref'), portBase: 40000 },
+  { name: 'ours-iptables', dir: ours, backend: 'iptables', bridge: `bbi${tag}`, subnet: '198.18.0.0/22', network: `bi${tag}`, dataDir: join(work, 'oi'), portBase: 20000, trace: join(work, 'trace-oi'), host: host('oi') },
+  { name: 'ours-nftables', dir: ours, backend: 'nftables', bridge: `bbn${tag}`, subnet: '198.18.4.0/22', network: `bn${tag}`, dataDir: join(work, 'on'), portBase: 30000, trace: join(work, 'trace-on'), host: host('on') },
+  ...(haveRef ? [{ name: 'reference', dir: REF_DIR, bridge: `bbr${tag}`, subnet: '198.18.8.0/22', network: `br${tag}`, dataDir: join(work, 'ref'), portBase: 40000, host: host('ref') }] : []),
 ];
-const impls = allImpls.filter((i) => i.dir !== REF_DIR || existsSync(join(REF_DIR, 'bridge')));
+const impls = allImpls;
 const ref = impls.find((i) => i.name === 'reference');
 
 let seq = 0;
@@ -89,12 +95,11 @@ async function measure(scenario: string, rounds: number, only: Impl[] = impls): 
   for (let r = 0; r < rounds; r++) {
     for (const impl of only) {
       const a = newAttach(impl);
-      let t = performance.now();
-      const result = await chainAdd(undefined, impl, a);
-      const add = performance.now() - t;
-      t = performance.now();
-      await chainDel(undefined, impl, a, result);
-      const del = performance.now() - t;
+      // The plugins' own times, as the agent in their host measured them.
+      const result = await chainAdd(impl, a);
+      const add = lastMs['bridge ADD']! + lastMs['portmap ADD']!;
+      await chainDel(impl, a, result);
+      const del = lastMs['portmap DEL']! + lastMs['bridge DEL']!;
       delNs(a.ns);
       byImpl.get(impl.name)!.add.push(add);
       byImpl.get(impl.name)!.del.push(del);
@@ -112,7 +117,7 @@ async function attachUpTo(n: number): Promise<void> {
     // A few at a time: the point is the state they leave, not how fast they got there.
     while (list.length < n) {
       const batch = Array.from({ length: Math.min(4, n - list.length) }, () => newAttach(impl));
-      const results = await Promise.all(batch.map((a) => chainAdd(undefined, impl, a)));
+      const results = await Promise.all(batch.map((a) => chainAdd(impl, a)));
       batch.forEach((a, i) => list.push({ a, result: results[i] }));
     }
   }
@@ -120,7 +125,7 @@ async function attachUpTo(n: number): Promise<void> {
 async function detachAll(): Promise<void> {
   for (const impl of impls) {
     for (const { a, result } of attached.get(impl.name) ?? []) {
-      await chainDel(undefined, impl, a, result);
+      await chainDel(impl, a, result);
       delNs(a.ns);
     }
     attached.set(impl.name, []);
@@ -194,7 +199,7 @@ function fillHostLocal(dir: string, network: string): void {
 }
 
 async function main(): Promise<void> {
-  console.log(`benchmark: ${impls.map((i) => i.name).join(', ')}; ${ROUNDS} interleaved rounds per scenario; host netns ${hostNs}\n`);
+  console.log(`benchmark: ${impls.map((i) => i.name).join(', ')}, each in a host namespace of its own (${hosts.map((h) => h.name).join(', ')}); ${ROUNDS} interleaved rounds per scenario\n`);
   for (const i of impls) if (i.trace) writeFileSync(i.trace, '');
 
   if (run('idle')) {
@@ -212,12 +217,15 @@ async function main(): Promise<void> {
   await detachAll();
 
   if (run('busy')) {
-    sh('iptables-restore', ['--noflush'], kubeProxyRules(BUSY_RULES));
+    const rules = kubeProxyRules(BUSY_RULES);
+    for (const i of impls) await i.host.sh('iptables-restore', ['--noflush'], rules);
     // The reference takes ~19 s per ADD here; fewer rounds keep the run bounded.
     await measure(`busy (${BUSY_RULES} NAT rules)`, Math.min(ROUNDS, 3));
-    sh('iptables', ['-t', 'nat', '-F', 'KUBE-SERVICES']);
-    sh('iptables', ['-t', 'nat', '-D', 'PREROUTING', '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES']);
-    sh('iptables', ['-t', 'nat', '-D', 'OUTPUT', '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES']);
+    for (const i of impls) {
+      await i.host.sh('iptables', ['-t', 'nat', '-F', 'KUBE-SERVICES']);
+      await i.host.sh('iptables', ['-t', 'nat', '-D', 'PREROUTING', '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES']);
+      await i.host.sh('iptables', ['-t', 'nat', '-D', 'OUTPUT', '-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES']);
+    }
   }
 
   if (run('parallel')) {
@@ -225,11 +233,11 @@ async function main(): Promise<void> {
     for (const impl of impls) {
       const batch = Array.from({ length: 50 }, () => newAttach(impl));
       const t = performance.now();
-      const settled = await Promise.allSettled(batch.map((a) => chainAdd(undefined, impl, a)));
+      const settled = await Promise.allSettled(batch.map((a) => chainAdd(impl, a)));
       const wallMs = performance.now() - t;
       const ips = settled.flatMap((s) => (s.status === 'fulfilled' ? (s.value.ips ?? []).map((x: { address: string }) => x.address) : []));
       par[impl.name] = { wallMs, failures: settled.filter((s) => s.status === 'rejected').length, duplicates: ips.length - new Set(ips).size };
-      await Promise.all(batch.map((a, i) => chainDel(undefined, impl, a, settled[i]!.status === 'fulfilled' ? (settled[i] as PromiseFulfilledResult<unknown>).value : undefined).catch(() => undefined)));
+      await Promise.all(batch.map((a, i) => chainDel(impl, a, settled[i]!.status === 'fulfilled' ? (settled[i] as PromiseFulfilledResult<unknown>).value : undefined).catch(() => undefined)));
       batch.forEach((a) => delNs(a.ns));
     }
     extra.parallel50 = par;
@@ -272,11 +280,9 @@ async function main(): Promise<void> {
   console.log(`samples written to ${JSON_OUT}`);
 }
 
-if (inside) {
-  main()
-    .catch((e) => {
-      console.error(`benchmark failed: ${(e as Error).message}`);
-      process.exitCode = 1;
-    })
-    .finally(cleanup);
-}
+main()
+  .catch((e) => {
+    console.error(`benchmark failed: ${(e as Error).message}`);
+    process.exitCode = 1;
+  })
+  .finally(cleanup);

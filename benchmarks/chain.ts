@@ -1,11 +1,11 @@
 /**
- * Runs a bridge + portmap chain (host-local under bridge) the way a runtime does: exec each plugin with the CNI
- * environment, feed bridge's result to portmap as prevResult, DEL in reverse. The caller runs inside its "host"
- * namespace (host.ts), so plugins are exec'd directly; `hostNs` is only for callers that are not (then each
- * call goes through `ip netns exec`, which costs the call a mount-namespace clone).
+ * Runs a bridge + portmap chain (host-local under bridge) the way a runtime does: exec each plugin in the
+ * implementation's host (host.ts) with the CNI environment, feed bridge's result to portmap as prevResult, DEL in
+ * reverse.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import type { Host } from './host';
 
 export interface Impl {
   /** Label in tables. */
@@ -22,6 +22,8 @@ export interface Impl {
   portBase: number;
   /** CNI_TS_TRACE file to count our processes. */
   trace?: string;
+  /** Where its plugins run. */
+  host: Host;
 }
 
 export interface Attach {
@@ -68,33 +70,28 @@ function envFor(impl: Impl, command: string, a: Attach): NodeJS.ProcessEnv {
   };
 }
 
-function execPlugin(hostNs: string | undefined, impl: Impl, type: string, command: string, a: Attach, conf: unknown): Promise<string> {
-  return new Promise((resolve, reject) => {
-    if (impl.trace) appendFileSync(impl.trace, `== ${type} ${command}\n`);
-    const exe = `${impl.dir}/${type}`;
-    const [file, args] = hostNs ? ['ip', ['netns', 'exec', hostNs, exe]] : [exe, []];
-    const child = spawn(file, args, { env: envFor(impl, command, a), stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${impl.name} ${type} ${command} ${a.id} failed (${code}): ${out}${err}`))));
-    child.stdin.end(JSON.stringify(conf));
-  });
+/** Last call's time per plugin, for callers that want the parts of a chain. */
+export const lastMs: Record<string, number> = {};
+
+async function execPlugin(impl: Impl, type: string, command: string, a: Attach, conf: unknown): Promise<string> {
+  if (impl.trace) appendFileSync(impl.trace, `== ${type} ${command}\n`);
+  const r = await impl.host.run(`${impl.dir}/${type}`, [], envFor(impl, command, a), JSON.stringify(conf));
+  lastMs[`${type} ${command}`] = r.ms;
+  if (r.code !== 0) throw new Error(`${impl.name} ${type} ${command} ${a.id} failed (${r.code}): ${r.stdout}${r.stderr}`);
+  return r.stdout;
 }
 
 /** Chain ADD; returns the final result JSON. */
-export async function chainAdd(hostNs: string | undefined, impl: Impl, a: Attach): Promise<any> {
-  const br = JSON.parse(await execPlugin(hostNs, impl, 'bridge', 'ADD', a, bridgeConf(impl)));
-  const pm = JSON.parse(await execPlugin(hostNs, impl, 'portmap', 'ADD', a, portmapConf(impl, a, br)));
+export async function chainAdd(impl: Impl, a: Attach): Promise<any> {
+  const br = JSON.parse(await execPlugin(impl, 'bridge', 'ADD', a, bridgeConf(impl)));
+  const pm = JSON.parse(await execPlugin(impl, 'portmap', 'ADD', a, portmapConf(impl, a, br)));
   return pm;
 }
 
 /** Chain DEL with the cached result, reverse order. */
-export async function chainDel(hostNs: string | undefined, impl: Impl, a: Attach, result?: unknown): Promise<void> {
-  await execPlugin(hostNs, impl, 'portmap', 'DEL', a, portmapConf(impl, a, result));
-  await execPlugin(hostNs, impl, 'bridge', 'DEL', a, { ...bridgeConf(impl), ...(result ? { prevResult: result } : {}) });
+export async function chainDel(impl: Impl, a: Attach, result?: unknown): Promise<void> {
+  await execPlugin(impl, 'portmap', 'DEL', a, portmapConf(impl, a, result));
+  await execPlugin(impl, 'bridge', 'DEL', a, { ...bridgeConf(impl), ...(result ? { prevResult: result } : {}) });
 }
 
 export function sh(cmd: string, args: string[], input?: string): string {
