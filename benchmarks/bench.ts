@@ -85,13 +85,15 @@ interface Row {
   impl: string;
   add: number[];
   del: number[];
+  /** Each plugin's own time per round ("bridge ADD", "portmap DEL", ...), for what the chain's time is made of. */
+  plugins: Record<string, number[]>;
 }
 const rows: Row[] = [];
 const extra: Record<string, unknown> = {};
 
 /** Interleaved: each round runs every implementation once, ADD then DEL of a fresh container. */
 async function measure(scenario: string, rounds: number, only: Impl[] = impls): Promise<void> {
-  const byImpl = new Map(only.map((i) => [i.name, { scenario, impl: i.name, add: [] as number[], del: [] as number[] }]));
+  const byImpl = new Map<string, Row>(only.map((i) => [i.name, { scenario, impl: i.name, add: [], del: [], plugins: {} }]));
   for (let r = 0; r < rounds; r++) {
     for (const impl of only) {
       const a = newAttach(impl);
@@ -101,8 +103,10 @@ async function measure(scenario: string, rounds: number, only: Impl[] = impls): 
       await chainDel(impl, a, result);
       const del = lastMs['portmap DEL']! + lastMs['bridge DEL']!;
       delNs(a.ns);
-      byImpl.get(impl.name)!.add.push(add);
-      byImpl.get(impl.name)!.del.push(del);
+      const row = byImpl.get(impl.name)!;
+      row.add.push(add);
+      row.del.push(del);
+      for (const k of ['bridge ADD', 'portmap ADD', 'portmap DEL', 'bridge DEL']) (row.plugins[k] ??= []).push(lastMs[k]!);
     }
   }
   rows.push(...byImpl.values());
@@ -147,6 +151,27 @@ function printRows(rs: Row[]): void {
           'DEL/ref': rr && r.impl !== 'reference' ? median(r.del) / median(rr.del) : '',
         };
       }),
+    ) + '\n',
+  );
+}
+
+function printPlugins(rs: Row[]): void {
+  const refRow = (s: string) => rows.find((r) => r.scenario === s && r.impl === 'reference');
+  const cell = (r: Row, k: string) => {
+    const m = median(r.plugins[k] ?? []);
+    const rr = refRow(r.scenario);
+    return rr && r.impl !== 'reference' ? `${m.toFixed(1)} (${(m / median(rr.plugins[k] ?? [])).toFixed(2)})` : m.toFixed(1);
+  };
+  console.log(
+    table(
+      rs.map((r) => ({
+        scenario: r.scenario,
+        impl: r.impl,
+        'bridge ADD': cell(r, 'bridge ADD'),
+        'portmap ADD': cell(r, 'portmap ADD'),
+        'portmap DEL': cell(r, 'portmap DEL'),
+        'bridge DEL': cell(r, 'bridge DEL'),
+      })),
     ) + '\n',
   );
 }
@@ -276,6 +301,8 @@ async function main(): Promise<void> {
 
   console.log('summary (median ms; ratio ours/reference):\n');
   printRows(rows);
+  console.log('each plugin on its own (median ms; ratio ours/reference):\n');
+  printPlugins(rows);
   writeFileSync(JSON_OUT, JSON.stringify({ machine: { cpus: cpus().length, kernel: release(), node: process.version }, rounds: ROUNDS, rows, ...extra }, null, 2));
   console.log(`samples written to ${JSON_OUT}`);
 }
