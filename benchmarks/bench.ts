@@ -263,14 +263,16 @@ async function main(): Promise<void> {
   }
 
   if (run('parallel')) {
-    const par: Record<string, { wallMs: number; failures: number; duplicates: number }> = {};
+    const par: Record<string, { wallMs: number; failures: number; duplicates: number; errors: string[] }> = {};
     for (const impl of impls) {
       const batch = Array.from({ length: 50 }, () => newAttach(impl));
       const t = performance.now();
       const settled = await Promise.allSettled(batch.map((a) => chainAdd(impl, a)));
       const wallMs = performance.now() - t;
       const ips = settled.flatMap((s) => (s.status === 'fulfilled' ? (s.value.ips ?? []).map((x: { address: string }) => x.address) : []));
-      par[impl.name] = { wallMs, failures: settled.filter((s) => s.status === 'rejected').length, duplicates: ips.length - new Set(ips).size };
+      const errors = settled.flatMap((s) => (s.status === 'rejected' ? [String((s.reason as Error).message ?? s.reason).slice(0, 600)] : []));
+      par[impl.name] = { wallMs, failures: errors.length, duplicates: ips.length - new Set(ips).size, errors };
+      for (const e of errors.slice(0, 3)) console.log(`${impl.name}: a parallel ADD failed: ${e}`);
       await Promise.all(batch.map((a, i) => chainDel(impl, a, settled[i]!.status === 'fulfilled' ? (settled[i] as PromiseFulfilledResult<unknown>).value : undefined).catch(() => undefined)));
       batch.forEach((a) => delNs(a.ns));
     }

@@ -76,14 +76,16 @@ export interface FedProcess {
   abort(): Promise<void>;
 }
 
+function failure(shown: string, r: RunResult & { signal?: string | null }): ExecError {
+  const why = r.stderr.trim() || r.stdout.trim() || `killed by ${r.signal}`;
+  return new ExecError(ErrorCode.Internal, `${shown} failed with exit status ${r.code}: ${why.split('\n').slice(0, 6).join(' | ')}`, why, { code: r.code, stdout: r.stdout, stderr: r.stderr });
+}
+
 /** The outcome of a finished process, as `run` reports it: its result, or an ExecError saying what went wrong. */
 function outcome(shown: string, opts: Omit<RunOptions, 'input'>, r: RunResult & { signal?: string | null; timedOut: boolean }): RunResult | ExecError {
   const result = { code: r.code, stdout: r.stdout, stderr: r.stderr };
   if (r.timedOut) return new ExecError(ErrorCode.TryAgainLater, `${shown} did not finish within ${opts.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms and was killed`, r.stderr.trim(), result);
-  if (r.code !== 0 && !opts.allowFailure) {
-    const why = r.stderr.trim() || r.stdout.trim() || `killed by ${r.signal}`;
-    return new ExecError(ErrorCode.Internal, `${shown} failed with exit status ${r.code}: ${why.split('\n').slice(0, 6).join(' | ')}`, why, result);
-  }
+  if (r.code !== 0 && !opts.allowFailure) return failure(shown, r);
   return result;
 }
 
@@ -203,6 +205,17 @@ export async function iptablesRestore(family: 4 | 6, payload: string, opts: RunO
 }
 
 /** Applies an nft script as one transaction. */
-export function nftApply(script: string, opts: RunOptions = {}): Promise<RunResult> {
-  return run('nft', ['-f', '-'], { ...opts, input: script });
+export async function nftApply(script: string, opts: RunOptions = {}): Promise<RunResult> {
+  // One transaction at a time per network namespace. nft 1.0.x dumps every chain of the ruleset before it adds or
+  // deletes anything (~60 ms with iptables-nft's 20,000 kube-proxy chains), and a dump that another commit
+  // interrupts starts over: 50 concurrent ADDs on such a node kept each other dumping, single `nft -f` calls took
+  // 9 s (median) to 34 s, past our 30 s limit. The lock is the namespace itself (/proc/self/ns/net of the flock
+  // process, wherever it runs): one lock per host namespace, nothing to create or leave behind.
+  const secs = Math.max(1, Math.ceil((opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000) - 2);
+  const r = await run('flock', ['-w', String(secs), '-E', String(NFT_LOCK_TIMED_OUT), '/proc/self/ns/net', 'nft', '-f', '-'], { ...opts, input: script, allowFailure: true });
+  if (r.code === NFT_LOCK_TIMED_OUT) throw new ExecError(ErrorCode.TryAgainLater, `nft -f -: waited ${secs} s for the other nft transactions of this network namespace`, r.stderr.trim(), r);
+  if (r.code !== 0 && !opts.allowFailure) throw failure('nft -f -', r);
+  return r;
 }
+/** flock's exit status when it gave up waiting for the namespace's nft lock (nft itself exits 0 or 1). */
+const NFT_LOCK_TIMED_OUT = 75;
