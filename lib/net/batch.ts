@@ -45,14 +45,19 @@ export function batchFailures(stderr: string): Map<number, string> {
   return out;
 }
 
+export interface BatchDone {
+  existed: Set<number>;
+  stdout: string;
+}
+
 export interface TolerantBatch {
   /** Sends lines; `ip` applies them as they arrive. */
   add(lines: readonly BatchLine[]): void;
   /**
-   * Ends the batch. Resolves to the indices of `okIfExists` lines whose object was already there; any other
-   * failure throws, naming the first failing line.
+   * Ends the batch. Resolves to the indices of `okIfExists` lines whose object was already there, and what the
+   * batch printed (its `show` lines); any other failure throws, naming the first failing line.
    */
-  done(): Promise<Set<number>>;
+  done(): Promise<BatchDone>;
   abort(): Promise<void>;
 }
 
@@ -68,7 +73,7 @@ export function startTolerantBatch(opts: Omit<RunOptions, 'input'> = {}): Tolera
     async done() {
       const r = await p.finish();
       const existed = new Set<number>();
-      if (r.code === 0) return existed;
+      if (r.code === 0) return { existed, stdout: r.stdout };
       const failures = batchFailures(r.stderr);
       if (!failures.size) throw new ExecError(ErrorCode.Internal, `ip -batch failed with exit status ${r.code}: ${r.stderr.trim()}`, r.stderr, r);
       for (const [i, why] of [...failures].sort((x, y) => x[0] - y[0])) {
@@ -80,7 +85,7 @@ export function startTolerantBatch(opts: Omit<RunOptions, 'input'> = {}): Tolera
         const where = opts.netns ? ` (in netns ${opts.netns})` : '';
         throw new ExecError(ErrorCode.Internal, `ip ${lines[i]?.line ?? `line ${i + 1}`}${where}: ${why}`, r.stderr, r);
       }
-      return existed;
+      return { existed, stdout: r.stdout };
     },
     abort: () => p.abort(),
   };

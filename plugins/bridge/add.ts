@@ -1,15 +1,15 @@
 /**
  * ADD: validate everything, then, all started at once: the host batch that makes the veth pair (the container end
- * created inside the netns), the container's process, and IPAM. With IPAM's result: the masquerade transaction,
- * a second host batch for the gateway addresses, and the container's addresses and routes as soon as its
- * interface exists. Any failure undoes this ADD's veth and rules (withIpamAdd releases the reservation); a bridge
+ * created inside the netns; it also lists the bridge's addresses), the container's process, and IPAM. With IPAM's
+ * result: the masquerade transaction, a second host batch for the gateway addresses when the bridge lacks one,
+ * and the container's addresses and routes as soon as its interface exists. Any failure undoes this ADD's veth and rules (withIpamAdd releases the reservation); a bridge
  * we created stays, as others may share it.
  */
 import { configError, envError, CniError, ErrorCode } from '../../lib/errors';
 import { ExecError, run } from '../../lib/exec';
 import { firewall, onPath } from '../../lib/firewall/select';
 import { findInPath, withIpamAdd } from '../../lib/invoke';
-import { batchWord, startTolerantBatch, type BatchLine } from '../../lib/net/batch';
+import { batchWord, startTolerantBatch, type BatchDone, type BatchLine } from '../../lib/net/batch';
 import { deleteAddresses, deleteLink, linkAddresses, linkExists, linkMacMtu, linkState } from '../../lib/net/link';
 import { randomMac } from '../../lib/net/mac';
 import { attachmentAlias, hostVethName, VETH_NAME_ATTEMPTS } from '../../lib/net/names';
@@ -19,7 +19,7 @@ import { ensureSysctl, setSysctl } from '../../lib/net/sysctl';
 import type { CmdArgs } from '../../lib/skel';
 import type { Result } from '../../lib/types/result';
 import { loadConf, type BridgeConf } from './config';
-import { conflictingAddresses, planAdd, planHostAttach, type AddPlan } from './plan';
+import { conflictingAddresses, hasAddresses, planAdd, planHostAttach, type AddPlan } from './plan';
 
 /** Checks that need no side effect: the netns, names ip -batch can carry, tools the config needs. */
 function preflight(conf: BridgeConf, a: CmdArgs): void {
@@ -100,8 +100,12 @@ export async function add(a: CmdArgs): Promise<Result> {
   // (gateways) are a second batch. A bridge that does not exist yet waits for IPAM: a bad IPAM config must not
   // leave one.
   const attachLines = br ? planHostAttach(base) : [];
+  // An existing bridge nearly always has its gateway addresses already: the veth batch lists them, and the
+  // gateway batch (a process of its own) runs only when one is missing.
+  const listGateways = !!br && conf.isGateway && !conf.vlanGateway && !!conf.ipamType;
+  const listLine: BatchLine = { line: `addr show dev ${batchWord(conf.bridge)}`, optional: true };
   const batches: Array<Promise<unknown>> = [];
-  const hostBatch = (lines: readonly BatchLine[]): Promise<Set<number>> => {
+  const hostBatch = (lines: readonly BatchLine[]): Promise<BatchDone> => {
     const b = startTolerantBatch();
     b.add(lines);
     const done = b.done().catch((e: unknown) => {
@@ -110,7 +114,7 @@ export async function add(a: CmdArgs): Promise<Result> {
     batches.push(done.catch(() => undefined));
     return done;
   };
-  const attached = attachLines.length ? hostBatch(attachLines) : undefined;
+  const attached = attachLines.length ? hostBatch(listGateways ? [...attachLines, listLine] : attachLines) : undefined;
   const inContainer = conf.ipamType || !conf.disableContainerInterface ? startInNetns(a.netns) : undefined;
   const undo: Array<() => Promise<unknown>> = [
     async () => {
@@ -123,8 +127,14 @@ export async function add(a: CmdArgs): Promise<Result> {
     const plan = planAdd({ ...base, ...(ipam ? { ipam } : {}) });
     const rest = plan.hostBatch.slice(attachLines.length);
     // Indices of `okIfExists` lines that found their object, in plan.hostBatch.
-    const restDone = rest.length ? hostBatch(rest).then((found) => new Set([...found].map((i) => i + attachLines.length))) : Promise.resolve(new Set<number>());
-    const vethReady = attached ?? restDone;
+    const runRest = () => hostBatch(rest).then(({ existed }) => new Set([...existed].map((i) => i + attachLines.length)));
+    const onlyGateways = rest.every((_, k) => plan.gatewayLines.has(k + attachLines.length));
+    const restDone: Promise<Set<number>> = !rest.length
+      ? Promise.resolve(new Set<number>())
+      : attached && listGateways && onlyGateways
+        ? attached.then(({ stdout }) => (hasAddresses(stdout, [...plan.gatewayLines.values()]) ? new Set(plan.gatewayLines.keys()) : runRest()))
+        : runRest();
+    const vethReady: Promise<unknown> = attached ?? restDone;
     const masq = { network: conf.network, containerID: a.containerID, ifname: a.ifname, addresses: plan.masquerade };
     if (fw && plan.masquerade.length) undo.push(() => fw.delMasquerade(masq));
     if (conf.macSpoofChk) undo.push(() => teardownSpoofCheck(a.containerID, a.ifname));

@@ -140,6 +140,13 @@ export function planHostAttach(i: Omit<AddInput, 'ipam'>): BatchLine[] {
   return lines;
 }
 
+/** True when every address (CIDR, as `ip addr add` takes it) is in an `ip addr show` listing. */
+export function hasAddresses(listing: string, cidrs: readonly string[]): boolean {
+  const listed = new Set<string>();
+  for (const m of listing.matchAll(/^\s+inet6? (\S+)/gm)) listed.add(m[1]!);
+  return cidrs.every((c) => listed.has(c));
+}
+
 export function planAdd(i: AddInput): AddPlan {
   const { conf } = i;
   const br = batchWord(conf.bridge);

@@ -10,7 +10,7 @@ import { attachmentAlias, hostVethName } from '../../lib/net/names';
 import { spoofCheckScript, spoofRuleHandles } from '../../lib/net/spoofcheck';
 import { loadConf } from '../../plugins/bridge/config';
 import { containerAddresses } from '../../plugins/bridge/del';
-import { conflictingAddresses, defaultGateway, planAdd, withGateways, type AddInput } from '../../plugins/bridge/plan';
+import { conflictingAddresses, defaultGateway, hasAddresses, planAdd, withGateways, type AddInput } from '../../plugins/bridge/plan';
 
 const raw = (extra: Record<string, unknown> = {}) => ({ cniVersion: '1.1.0', name: 'net1', type: 'bridge', ipam: { type: 'host-local' }, ...extra });
 const conf = (extra: Record<string, unknown> = {}, args = '') => loadConf(raw(extra), parseCniArgs(args), true);
@@ -342,4 +342,24 @@ describe('DEL addresses', () => {
     expect(containerAddresses(prev, 'eth0')).toEqual(['192.0.2.5/24']);
     expect(containerAddresses(undefined, 'eth0')).toEqual([]);
   });
+});
+
+test('hasAddresses reads `ip addr show` listings: every address with its prefix, nothing else', () => {
+  const listing = [
+    '7: cni0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP group default qlen 1000',
+    '    link/ether 2a:1b:3c:4d:5e:6f brd ff:ff:ff:ff:ff:ff',
+    '    inet 198.51.100.1/24 brd 198.51.100.255 scope global cni0',
+    '       valid_lft forever preferred_lft forever',
+    '    inet6 2001:db8:9a::1/64 scope global nodad ',
+    '       valid_lft forever preferred_lft forever',
+    '    inet6 fe80::281b:3cff:fe4d:5e6f/64 scope link ',
+  ].join('\n');
+  expect(hasAddresses(listing, ['198.51.100.1/24', '2001:db8:9a::1/64'])).toBe(true);
+  expect(hasAddresses(listing, ['198.51.100.1/24'])).toBe(true);
+  // Another prefix length is another address to `ip addr add`.
+  expect(hasAddresses(listing, ['198.51.100.1/25'])).toBe(false);
+  expect(hasAddresses(listing, ['198.51.100.1/24', '2001:db8:9b::1/64'])).toBe(false);
+  // The link's MAC or a broadcast address is not an address of the bridge.
+  expect(hasAddresses(listing, ['198.51.100.255/24'])).toBe(false);
+  expect(hasAddresses('', ['198.51.100.1/24'])).toBe(false);
 });
