@@ -52,36 +52,29 @@ const portMappings = [
   { hostPort: 5353, containerPort: 53, protocol: 'udp', hostIP: '127.0.0.1' },
 ];
 
+/** A planAdd input for the warm-up's container (the bridge as it is: absent unless given). */
+const planInput = (conf: ReturnType<typeof loadConf>, bridge?: { mac: string; macPinned: boolean }) => ({
+  conf,
+  containerID: ID,
+  ifname: 'eth0',
+  netns: '/var/run/netns/warmup',
+  hostVeth: hostVethName(ID, 'eth0', 0),
+  alias: attachmentAlias(ID, 'eth0'),
+  ipam: ipamResult,
+  ...(bridge ? { bridge } : {}),
+  macs: { bridge: '02:00:00:00:00:01', host: '02:00:00:00:00:02', container: '02:00:00:00:00:03' },
+});
+
 function bridgePath(): Result {
   for (const backend of ['iptables', 'nftables']) {
     const conf = loadConf(bridgeRaw(backend), parseCniArgs('IgnoreUnknown=1;K8S_POD_NAME=warm'), true);
-    const plan = planAdd({
-      conf,
-      containerID: ID,
-      ifname: 'eth0',
-      netns: '/var/run/netns/warmup',
-      hostVeth: hostVethName(ID, 'eth0', 0),
-      alias: attachmentAlias(ID, 'eth0'),
-      ipam: ipamResult,
-      bridge: { mac: '02:00:00:00:00:01', macPinned: false },
-      macs: { bridge: '02:00:00:00:00:01', host: '02:00:00:00:00:02', container: '02:00:00:00:00:03' },
-    });
+    const plan = planAdd(planInput(conf, { mac: '02:00:00:00:00:01', macPinned: false }));
     conflictingAddresses(['198.51.100.1/24', '192.0.2.1/24'], plan.gateways);
     containerAddresses(plan.result, 'eth0');
     batchWord('/var/run/netns/warm up');
     batchFailures('RTNETLINK answers: File exists\nCommand failed -:3\n');
   }
-  const conf = loadConf(bridgeRaw('iptables'), parseCniArgs(undefined), true);
-  return planAdd({
-    conf,
-    containerID: ID,
-    ifname: 'eth0',
-    netns: '/var/run/netns/warmup',
-    hostVeth: hostVethName(ID, 'eth0', 0),
-    alias: attachmentAlias(ID, 'eth0'),
-    ipam: ipamResult,
-    macs: { bridge: '02:00:00:00:00:01', host: '02:00:00:00:00:02', container: '02:00:00:00:00:03' },
-  }).result;
+  return planAdd(planInput(loadConf(bridgeRaw('iptables'), parseCniArgs(undefined), true))).result;
 }
 
 function masqueradePath(): void {

@@ -2,8 +2,8 @@
  * ADD: validate everything, then, all started at once: the host batch that makes the veth pair (the container end
  * created inside the netns; it also lists the bridge's addresses), the container's process, and IPAM. With IPAM's
  * result: the masquerade transaction, a second host batch for the gateway addresses when the bridge lacks one,
- * and the container's addresses and routes as soon as its interface exists. Any failure undoes this ADD's veth and rules (withIpamAdd releases the reservation); a bridge
- * we created stays, as others may share it.
+ * and the container's addresses and routes as soon as its interface exists. Any failure undoes this ADD's veth
+ * and rules (withIpamAdd releases the reservation); a bridge we created stays, as others may share it.
  */
 import { configError, envError, CniError, ErrorCode } from '../../lib/errors';
 import { ExecError, run } from '../../lib/exec';
