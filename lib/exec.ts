@@ -61,7 +61,8 @@ export function traceNote(text: string): void {
   const file = process.env.CNI_TS_TRACE;
   if (!file) return;
   try {
-    appendFileSync(file, `# ${text} at +${Math.round(performance.now())} ms\n`);
+    const cpu = process.cpuUsage();
+    appendFileSync(file, `# ${text} at +${Math.round(performance.now())} ms (cpu ${Math.round((cpu.user + cpu.system) / 1000)} ms)\n`);
   } catch {
     // Tracing must never break a request.
   }

@@ -131,6 +131,20 @@ describe('nftables planning', () => {
     );
   });
 
+  test('ADD fast path: the new chain with its rules in one block and one map re-declaration per element (nft then lists only tables)', () => {
+    const text = nft.containerScript(req());
+    const lines = text.split('\n');
+    expect(lines).toHaveLength(4);
+    expect(lines[0]).toMatch(new RegExp(`^add chain inet cni_portmap ${DN} \\{ meta nfproto ipv4 .* comment "hairpin tcp 8080 IPv4" ; .* comment "dnat udp 198.51.100.1 53 IPv4" ; \\}$`));
+    expect(lines[0]!.split(' ; ')).toHaveLength(9); // eight rules, then the closing brace
+    expect(lines.slice(1)).toEqual([
+      `add map inet cni_portmap ports { type inet_proto . inet_service : verdict; elements = { tcp . 8080 comment "net=net1 id=ctr1" : jump ${DN} } ; }`,
+      `add map inet cni_portmap hostip4 { type ipv4_addr . inet_proto . inet_service : verdict; elements = { 198.51.100.1 . udp . 53 comment "net=net1 id=ctr1" : jump ${DN} } ; }`,
+      '',
+    ]);
+    expect(text).not.toMatch(/^(add rule|add element|flush)/m);
+  });
+
   test('DEL re-adds each element with our verdict, then deletes it and the chain (idempotent, never another container\'s)', () => {
     expect(nft.delScript(req(), [4, 6])).toBe(
       [

@@ -29,12 +29,15 @@ const nft = (args: string[]) => run('nft', args, { allowFailure: true });
 export async function addHostports(r: HostportRequest): Promise<void> {
   try {
     // The container's part alone first; it fails as a whole without the skeleton, which the full script adds.
+    // (Repeated without a DEL, which the spec rules out, it appends a second copy of the container's rules
+    // to its chain; DEL removes the chain with both.)
     const fast = await nftApply(containerScript(r), { allowFailure: true });
     if (fast.code !== 0 && !/File exists/.test(fast.stderr)) await nftApply(addScript(r));
     else if (fast.code !== 0) throw new ExecError(ErrorCode.Internal, `nft -f - failed: ${fast.stderr.trim()}`, fast.stderr, fast);
   } catch (e) {
     const stderr = e instanceof ExecError ? (e.result?.stderr ?? '') : '';
-    const clash = /add element \S+ \S+ (\S+) \{ (.+?) comment/.exec(stderr.split('\n').find((l) => l.startsWith('add element')) ?? '');
+    const line = stderr.split('\n').find((l) => l.startsWith('add element') || l.startsWith('add map')) ?? '';
+    const clash = /^add (?:element|map) \S+ \S+ (\S+) \{ (?:type [^;]*; elements = \{ )?(.+?) comment/.exec(line);
     if (/File exists/.test(stderr) && clash) {
       const port = clash[2]!.split(' . ').join(' ');
       throw new CniError(ErrorCode.InvalidConfig, `runtimeConfig.portMappings: host port ${port} is already published by another container on this host (map ${clash[1]} of table ${TABLE})`);
