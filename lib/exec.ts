@@ -20,6 +20,11 @@ export interface RunOptions {
   /** Resolve instead of throwing on a non-zero exit. */
   allowFailure?: boolean;
   env?: Record<string, string | undefined>;
+  /**
+   * Tells from the child's stderr so far that its work is done and succeeded, before it exits; the child is then
+   * left to exit on its own (it must have nothing more to say). See `iptablesRestore`.
+   */
+  doneWhen?: (stderr: string) => boolean;
 }
 
 export interface RunResult {
@@ -123,17 +128,34 @@ export function start(cmd: string, args: readonly string[], opts: Omit<RunOption
   }, timeoutMs);
   child.stdout.on('data', (d: Buffer) => out.push(d));
   child.stderr.on('data', (d: Buffer) => err.push(d));
+  let settleEarly: ((r: RunResult) => void) | undefined;
+  if (opts.doneWhen) {
+    const doneWhen = opts.doneWhen;
+    child.stderr.on('data', () => {
+      if (!settleEarly || !doneWhen(Buffer.concat(err).toString())) return;
+      clearTimeout(timer);
+      // Nothing of ours waits for it any more: neither the event loop nor the plugin's exit.
+      child.unref();
+      for (const s of [child.stdin, child.stdout, child.stderr]) (s as unknown as { unref?: () => void }).unref?.();
+      traceSpawn(started, shown, '0 (done; its exit not awaited)');
+      settleEarly({ code: 0, stdout: Buffer.concat(out).toString(), stderr: '' });
+      settleEarly = undefined;
+    });
+  }
   child.stdin.on('error', () => {
     // The child may exit before reading its input; its exit status tells what happened.
   });
   if (input !== undefined) child.stdin.write(input);
   const done = new Promise<RunResult>((resolve, reject) => {
+    settleEarly = resolve;
     child.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
       const what = e.code === 'ENOENT' ? `${file} is not installed or not on PATH` : e.message;
       reject(new ExecError(ErrorCode.IoFailure, `cannot run ${shown}: ${what}`, ''));
     });
     child.on('close', (code, signal) => {
+      if (!settleEarly) return;
+      settleEarly = undefined;
       clearTimeout(timer);
       try {
         resolve(finished({ code: code ?? 128, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
@@ -192,10 +214,32 @@ export async function ipBatch(lines: readonly string[], opts: RunOptions = {}): 
 /** Where iptables-legacy keeps its lock (iptables-nft takes none). */
 const XTABLES_LOCK = '/run/xtables.lock';
 
+/**
+ * A table header no iptables accepts, after the payload when it removes something. With nf_tables in the kernel a
+ * transaction that deleted rules or chains frees them after an RCU grace period, and closing the netlink socket
+ * waits for that: iptables-restore exits 10-20 ms after its commit. It reads its input line by line and commits
+ * at each COMMIT, so its complaint about this line (nothing is done for it) says the payload is in. That is
+ * `doneWhen`'s cue; a failure in the payload stops it earlier and names an earlier line.
+ */
+const COMMITTED_MARKER = '*cni-committed';
+
+/** Whether iptables-restore's stderr names `line` as the one that failed ("line 7 failed", "Error occurred at line: 7"). */
+export const failedAtLine = (stderr: string, line: number) => new RegExp(`\\bline:? ${line}\\b`).test(stderr);
+
 export async function iptablesRestore(family: 4 | 6, payload: string, opts: RunOptions = {}): Promise<RunResult> {
   const secs = Math.ceil((opts.timeoutMs ?? 10_000) / 1000);
+  const removes = /^-[DFX] /m.test(payload);
+  const body = payload.endsWith('\n') ? payload : `${payload}\n`;
+  const markerLine = body.split('\n').length;
+  const input = removes ? `${body}${COMMITTED_MARKER}\n` : payload;
+  const doneWhen = removes ? (stderr: string) => failedAtLine(stderr, markerLine) : undefined;
   try {
-    return await run(family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush', '-w', String(secs)], { ...opts, input: payload });
+    const r = await run(family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush', '-w', String(secs)], { ...opts, input, doneWhen, allowFailure: removes || opts.allowFailure });
+    // Without the cue (an iptables that accepted the marker line, say) the exit status stands, and the marker's
+    // own complaint is no failure of the payload.
+    if (removes && r.code !== 0 && failedAtLine(r.stderr, markerLine)) return { ...r, code: 0, stderr: '' };
+    if (r.code !== 0 && !opts.allowFailure) throw failure(`${family === 4 ? 'iptables-restore' : 'ip6tables-restore'} --noflush -w ${secs}`, r);
+    return r;
   } catch (e) {
     // iptables-legacy gave up waiting for the xtables lock: a retryable error that says who holds it.
     if (e instanceof ExecError && /xtables lock/i.test(e.result?.stderr ?? '')) {

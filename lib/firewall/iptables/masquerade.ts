@@ -113,16 +113,15 @@ export async function addMasquerade(r: MasqueradeRequest): Promise<void> {
   else await Promise.all(payloads.map(([f, p]) => iptablesRestore(f, p)));
 }
 
-/** The exact-text removal for each family with addresses, from one shell; returns the families where it failed. */
+/**
+ * The exact-text removal for each family with addresses; returns the families where it failed. One
+ * iptables-restore per family, not one shell for both: it tells when its commit is in before it exits
+ * (`iptablesRestore`), which a shell around it would hide.
+ */
 async function fastDelete(chain: string, comment: string, byFam: Array<[Family, string[]]>): Promise<Set<Family>> {
-  const payload = (ips: string[]) => delPayload(chain, ips.map((ip) => `-D ${jumpRule(ip, { chain, comment })}`)).trimEnd();
-  const script = byFam.flatMap(([f, ips], i) => [
-    `${f === 4 ? 'iptables-restore' : 'ip6tables-restore'} --noflush -w 10 <<'CNI_EOF_${f}' >/dev/null 2>&1 || echo failed${f}${i < byFam.length - 1 ? ' &' : ''}`,
-    payload(ips),
-    `CNI_EOF_${f}`,
-  ]);
-  const r = await run('sh', ['-c', [...script, 'wait', ''].join('\n')], { allowFailure: true });
-  return new Set(byFam.map(([f]) => f).filter((f) => r.code !== 0 || r.stdout.includes(`failed${f}`)));
+  const payload = (ips: string[]) => delPayload(chain, ips.map((ip) => `-D ${jumpRule(ip, { chain, comment })}`));
+  const codes = await Promise.all(byFam.map(([f, ips]) => iptablesRestore(f, payload(ips), { allowFailure: true }).then((r) => r.code, () => 1)));
+  return new Set(byFam.map(([f]) => f).filter((_, i) => codes[i] !== 0));
 }
 
 /** Resolves true when it found something of the attachment to remove. */
