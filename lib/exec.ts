@@ -21,10 +21,10 @@ export interface RunOptions {
   allowFailure?: boolean;
   env?: Record<string, string | undefined>;
   /**
-   * Tells from the child's stderr so far that its work is done and succeeded, before it exits; the child is then
-   * left to exit on its own (it must have nothing more to say). See `iptablesRestore`.
+   * Tells from the child's stderr so far that its work is done, and with what result, before it exits; the child
+   * is then left to exit on its own (it must have nothing more to say). See `iptablesRestore` and `nftApply`.
    */
-  doneWhen?: (stderr: string) => boolean;
+  doneWhen?: (stderr: string) => RunResult | undefined;
 }
 
 export interface RunResult {
@@ -128,18 +128,23 @@ export function start(cmd: string, args: readonly string[], opts: Omit<RunOption
   }, timeoutMs);
   child.stdout.on('data', (d: Buffer) => out.push(d));
   child.stderr.on('data', (d: Buffer) => err.push(d));
-  let settleEarly: ((r: RunResult) => void) | undefined;
+  // Set while the outcome is open; the first of the child's close and `doneWhen`'s verdict settles it.
+  let settle: { resolve: (r: RunResult) => void; reject: (e: unknown) => void } | undefined;
   if (opts.doneWhen) {
     const doneWhen = opts.doneWhen;
     child.stderr.on('data', () => {
-      if (!settleEarly || !doneWhen(Buffer.concat(err).toString())) return;
+      const r = settle && doneWhen(Buffer.concat(err).toString());
+      if (!settle || !r) return;
+      const { resolve, reject } = settle;
+      settle = undefined;
       clearTimeout(timer);
       // Nothing of ours waits for it any more: neither the event loop nor the plugin's exit.
       child.unref();
-      for (const s of [child.stdin, child.stdout, child.stderr]) (s as unknown as { unref?: () => void }).unref?.();
-      traceSpawn(started, shown, '0 (done; its exit not awaited)');
-      settleEarly({ code: 0, stdout: Buffer.concat(out).toString(), stderr: '' });
-      settleEarly = undefined;
+      for (const x of [child.stdin, child.stdout, child.stderr]) (x as unknown as { unref?: () => void }).unref?.();
+      traceSpawn(started, shown, `${r.code} (done; its exit not awaited)`);
+      const o = outcome(shown, opts, { ...r, timedOut: false });
+      if (o instanceof ExecError) reject(o);
+      else resolve(o);
     });
   }
   child.stdin.on('error', () => {
@@ -147,15 +152,16 @@ export function start(cmd: string, args: readonly string[], opts: Omit<RunOption
   });
   if (input !== undefined) child.stdin.write(input);
   const done = new Promise<RunResult>((resolve, reject) => {
-    settleEarly = resolve;
+    settle = { resolve, reject };
     child.on('error', (e: NodeJS.ErrnoException) => {
       clearTimeout(timer);
+      settle = undefined;
       const what = e.code === 'ENOENT' ? `${file} is not installed or not on PATH` : e.message;
       reject(new ExecError(ErrorCode.IoFailure, `cannot run ${shown}: ${what}`, ''));
     });
     child.on('close', (code, signal) => {
-      if (!settleEarly) return;
-      settleEarly = undefined;
+      if (!settle) return;
+      settle = undefined;
       clearTimeout(timer);
       try {
         resolve(finished({ code: code ?? 128, signal, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
@@ -232,7 +238,7 @@ export async function iptablesRestore(family: 4 | 6, payload: string, opts: RunO
   const body = payload.endsWith('\n') ? payload : `${payload}\n`;
   const markerLine = body.split('\n').length;
   const input = removes ? `${body}${COMMITTED_MARKER}\n` : payload;
-  const doneWhen = removes ? (stderr: string) => failedAtLine(stderr, markerLine) : undefined;
+  const doneWhen = removes ? (stderr: string) => (failedAtLine(stderr, markerLine) ? { code: 0, stdout: '', stderr: '' } : undefined) : undefined;
   try {
     const r = await run(family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush', '-w', String(secs)], { ...opts, input, doneWhen, allowFailure: removes || opts.allowFailure });
     // Without the cue (an iptables that accepted the marker line, say) the exit status stands, and the marker's
@@ -249,16 +255,64 @@ export async function iptablesRestore(family: 4 | 6, payload: string, opts: RunO
   }
 }
 
+/**
+ * nft's interactive mode runs each input line as one transaction and goes on to the next, so a line after the
+ * script that is a syntax error (parsed only, nothing fetched or sent) is complained about once the script is
+ * committed or has failed: the cue to stop waiting. Without it a removal waits ~10-20 ms more, for nft's exit:
+ * closing its netlink socket waits for the RCU grace period after which the kernel frees what was deleted.
+ */
+const NFT_COMMIT_CUE = '%cni-committed';
+/** libedit's and readline's line limits are far above this; linenoise's is 4 KiB. */
+const NFT_INTERACTIVE_MAX_LINE = 4000;
+
+/** The script's outcome from `nft -i`'s stderr once it has complained about the cue line; undefined before. */
+export function interactiveOutcome(stderr: string): RunResult | undefined {
+  const at = stderr.indexOf(`\n${NFT_COMMIT_CUE}\n`);
+  if (at < 0) return undefined;
+  const before = stderr.slice(0, Math.max(0, stderr.lastIndexOf('Error:', at))).trim();
+  return { code: /(^|\n)Error:/.test(before) ? 1 : 0, stdout: '', stderr: before };
+}
+
+export interface NftApplyOptions extends RunOptions {
+  /**
+   * Resolve when the transaction is committed, not when nft exits (for scripts that delete or flush). The
+   * script then goes to `nft -i` as one line; its error messages quote that line.
+   */
+  resolveAtCommit?: boolean;
+}
+
 /** Applies an nft script as one transaction. */
-export async function nftApply(script: string, opts: RunOptions = {}): Promise<RunResult> {
+export async function nftApply(script: string, opts: NftApplyOptions = {}): Promise<RunResult> {
   // One transaction at a time per network namespace. nft 1.0.x dumps every chain of the ruleset before it adds or
   // deletes anything (~60 ms with iptables-nft's 20,000 kube-proxy chains), and a dump that another commit
   // interrupts starts over: 50 concurrent ADDs on such a node kept each other dumping, single `nft -f` calls took
   // 9 s (median) to 34 s, past our 30 s limit. The lock is the namespace itself (/proc/self/ns/net of the flock
   // process, wherever it runs): one lock per host namespace, nothing to create or leave behind.
+  const { resolveAtCommit, ...runOpts } = opts;
   const secs = Math.max(1, Math.ceil((opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000) - 2);
-  const r = await run('flock', ['-w', String(secs), '-E', String(NFT_LOCK_TIMED_OUT), '/proc/self/ns/net', 'nft', '-f', '-'], { ...opts, input: script, allowFailure: true });
-  if (r.code === NFT_LOCK_TIMED_OUT) throw new ExecError(ErrorCode.TryAgainLater, `nft -f -: waited ${secs} s for the other nft transactions of this network namespace`, r.stderr.trim(), r);
+  const locked = (nftArgs: string[], input: string, extra: RunOptions = {}) =>
+    run('flock', ['-w', String(secs), '-E', String(NFT_LOCK_TIMED_OUT), '/proc/self/ns/net', 'nft', ...nftArgs], { ...runOpts, ...extra, input, allowFailure: true });
+  const timedOut = (r: RunResult) => new ExecError(ErrorCode.TryAgainLater, `nft: waited ${secs} s for the other nft transactions of this network namespace`, r.stderr.trim(), r);
+  const line = script.split('\n').map((l) => l.trim()).filter(Boolean).join(' ; ');
+  if (resolveAtCommit && line.length <= NFT_INTERACTIVE_MAX_LINE) {
+    // HOME=/dev/null: the interactive mode reads and rewrites $HOME/.nft.history; this way it cannot.
+    const env = { ...(opts.env ?? process.env), HOME: '/dev/null' };
+    // The early verdict keeps nft's whole stderr, so that it is read below the same way as after an exit.
+    const doneWhen = (stderr: string) => {
+      const o = interactiveOutcome(stderr);
+      return o && { ...o, stderr };
+    };
+    const r = await locked(['-i'], `${line}\n${NFT_COMMIT_CUE}\n`, { env, doneWhen });
+    if (r.code === NFT_LOCK_TIMED_OUT) throw timedOut(r);
+    const o = interactiveOutcome(r.stderr);
+    if (o) {
+      if (o.code !== 0 && !opts.allowFailure) throw failure('nft -i', o);
+      return o;
+    }
+    // No complaint about the cue: this nft has no interactive mode (built without one). One transaction, as -f.
+  }
+  const r = await locked(['-f', '-'], script);
+  if (r.code === NFT_LOCK_TIMED_OUT) throw timedOut(r);
   if (r.code !== 0 && !opts.allowFailure) throw failure('nft -f -', r);
   return r;
 }

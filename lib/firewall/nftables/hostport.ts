@@ -56,12 +56,12 @@ const chainListing = (chain: string) => nft(['-j', 'list', 'chain', ...TABLE.spl
 
 export async function delHostports(r: HostportRequest): Promise<void> {
   const chain = containerChain(r.network, r.containerID);
-  const done = await nftApply(delScript(r, familiesOf(r)), { allowFailure: true }).then((x) => x.code === 0, () => false);
+  const done = await nftApply(delScript(r, familiesOf(r)), { allowFailure: true, resolveAtCommit: true }).then((x) => x.code === 0, () => false);
   if (done) return;
   // No table, or an element held by another container (a DEL whose mappings differ from its ADD's): remove
   // only what jumps to our chain.
   if ((await chainListing(chain)).code !== 0) return;
-  const again = await nftApply(delListedScript(await elementsJumpingTo(chain), [chain]), { allowFailure: true });
+  const again = await nftApply(delListedScript(await elementsJumpingTo(chain), [chain]), { allowFailure: true, resolveAtCommit: true });
   if (again.code !== 0) throw internalError(`cannot remove port mappings chain ${chain} from table ${TABLE}: ${again.stderr.trim()}`);
 }
 
@@ -89,7 +89,7 @@ export async function gcHostports(network: string, valid: AttachmentKey[]): Prom
   const stale = lists.flat().filter((e) => e.comment?.startsWith(prefix) && !keep.has(e.comment));
   if (!stale.length) return;
   const chains = [...new Set(stale.map((e) => e.target).filter((t): t is string => !!t))];
-  await nftApply(delListedScript(stale, chains));
+  await nftApply(delListedScript(stale, chains), { resolveAtCommit: true });
 }
 
 /** Whether nft can be used here (for STATUS; spawns): a dry run of creating our table. */

@@ -105,7 +105,7 @@ export async function delMasquerade(r: MasqueradeRequest): Promise<boolean> {
   if (!rules) return false;
   const prefix = instanceHash(r.network, r.ifname, r.containerID);
   const ours = rules.filter((x) => x.comment.startsWith(prefix));
-  if (ours.length) await nftApply(deleteScript(ours));
+  if (ours.length) await nftApply(deleteScript(ours), { resolveAtCommit: true });
   return ours.length > 0;
 }
 
@@ -125,5 +125,5 @@ export async function gcMasquerade(network: string, valid: AttachmentKey[]): Pro
   const keep = new Set(valid.map((a) => instanceHash(network, a.ifname, a.containerID)));
   const prefix = `${networkHash(network)}-`;
   const stale = rules.filter((x) => x.comment.startsWith(prefix) && !keep.has(x.comment.slice(0, prefix.length + 16)));
-  if (stale.length) await nftApply(deleteScript(stale));
+  if (stale.length) await nftApply(deleteScript(stale), { resolveAtCommit: true });
 }
