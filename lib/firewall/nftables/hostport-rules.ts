@@ -13,8 +13,8 @@
  *               comment names it
  *   setmark-<bit>:  meta mark set meta mark | <bit>
  *   masq-<bit> (postrouting): meta mark & <bit> == <bit> masquerade
- * An ADD first sends only the attachment's chain, rules and elements (re-declaring existing chains costs the
- * kernel an RCU grace period, ~14 ms). Its rules jump to setmark-<bit>, which the skeleton creates together with
+ * An ADD first sends only the attachment's chain, rules and elements (re-declaring existing chains leaves the
+ * kernel objects to free after an RCU grace period, which nft waits for at its exit, ~14 ms). Its rules jump to setmark-<bit>, which the skeleton creates together with
  * masq-<bit>, so the transaction fails as a whole when the skeleton for this mark is missing; then the full
  * script (skeleton included) is sent.
  * Map elements carry the comment "net=<network> id=<containerID>" so GC finds an attachment's elements.
@@ -148,8 +148,8 @@ export const familyCidrs = (r: HostportRequest): Array<readonly [Family, Cidr]> 
  * ADD once the skeleton is there: the container chain with its rules in one block, then one map re-declaration
  * per element. Both forms make nft 1.0 fetch only the list of tables: `add rule` and `add element` make it dump
  * every chain and set of every table first (~50 ms per call with 20,000 iptables-nft chains on the host). The
- * chain is new, so nothing is updated in place and the kernel frees nothing after an RCU grace period (which
- * a flush or re-declaration of the chain in the same transaction would cost, ~14 ms). An element already
+ * chain is new, so nothing is updated in place and nft's exit need not wait for an RCU grace period (which a
+ * flush or re-declaration of the chain in the same transaction would cost, ~14 ms). An element already
  * present with another container's verdict fails the transaction with "File exists" on its own line.
  */
 export function containerScript(r: HostportRequest): string {

@@ -90,9 +90,9 @@ export async function available(): Promise<boolean> {
 }
 
 /**
- * Only the attachment's rules first: re-declaring existing chains (and flushing postrouting) makes the kernel
- * wait for an RCU grace period, ~14 ms a transaction. The transaction fails as a whole when the table or chain
- * is missing, and then the full script sets them up.
+ * Only the attachment's rules first: re-declaring existing chains (and flushing postrouting) leaves the kernel
+ * objects to free after an RCU grace period, which nft waits for at its exit (~14 ms). The transaction fails as
+ * a whole when the table or chain is missing, and then the full script sets them up.
  */
 export async function addMasquerade(r: MasqueradeRequest): Promise<void> {
   if (!r.addresses.length) return;
