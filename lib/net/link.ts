@@ -54,7 +54,9 @@ export function linkState(name: string): LinkState | undefined {
     ifindex: Number(ifindex),
     iflink: Number(read(name, 'iflink') ?? ifindex),
     mac: read(name, 'address') ?? '',
-    isBridge: existsSync(sys(name, 'bridge')),
+    // A bridge's type is in its uevent from the start; its `bridge` directory appears a moment after the link
+    // (another ADD creating the bridge concurrently was seen as "not a bridge" in that moment).
+    isBridge: /^DEVTYPE=bridge$/m.test(read(name, 'uevent') ?? '') || existsSync(sys(name, 'bridge')),
     ...(master ? { master } : {}),
     alias: read(name, 'ifalias') ?? '',
     promisc: (flags & IFF_PROMISC) !== 0,
