@@ -9,14 +9,14 @@
  * behind (what runs here is frozen into every later start), and the inputs are fixed.
  */
 import { parseCniArgs } from '../lib/args';
-import { run } from '../lib/exec';
+import { failedAtLine, interactiveOutcome, run } from '../lib/exec';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ipt from '../lib/firewall/iptables/hostport-rules';
 import { addPayload as masqPayload, delPayload as masqDelPayload, attachmentsInListing, dualRestoreScript } from '../lib/firewall/iptables/masquerade';
 import * as nftHp from '../lib/firewall/nftables/hostport-rules';
-import { addScript as nftMasqScript, parseChain, rulesScript } from '../lib/firewall/nftables/masquerade';
+import { addScript as nftMasqScript, fastAddScript as nftMasqFastScript, parseChain } from '../lib/firewall/nftables/masquerade';
 import { formatCidr, formatIp, parseCidr, parseIp } from '../lib/ip';
 import { batchFailures, batchWord } from '../lib/net/batch';
 import { attachmentAlias, hostVethName } from '../lib/net/names';
@@ -86,7 +86,7 @@ function masqueradePath(): void {
   masqDelPayload(chain, [`-D POSTROUTING -s 198.51.100.7 -j ${chain}`]);
   attachmentsInListing(`-A POSTROUTING -s 198.51.100.7/32 -m comment --comment "name: \\"${NETWORK}\\" id: \\"${ID}\\"" -j ${chain}\n`, NETWORK);
   const r = { network: NETWORK, containerID: ID, ifname: 'eth0', addresses: ['198.51.100.7/24', '2001:db8::7/64'] };
-  rulesScript(r);
+  nftMasqFastScript(r);
   nftMasqScript(r);
   parseChain('\t\tip saddr 198.51.100.7 ip daddr != 198.51.100.0/24 masquerade comment "x" # handle 4\n');
 }
@@ -111,6 +111,9 @@ function portmapPath(prev: Result): void {
     nftHp.delScript(req, [4, 6]);
     nftHp.containerScript(req);
   }
+  // How a removal's end is read (the rehearsal's pretended processes print nothing).
+  failedAtLine("iptables-restore: line 7 failed\nError occurred at line: 7\n", 7);
+  interactiveOutcome('Error: syntax error, unexpected junk\n%cni-committed\n^\n');
 }
 
 function hostLocalPath(): void {
