@@ -240,12 +240,9 @@ export async function iptablesRestore(family: 4 | 6, payload: string, opts: RunO
   const input = removes ? `${body}${COMMITTED_MARKER}\n` : payload;
   const doneWhen = removes ? (stderr: string) => (failedAtLine(stderr, markerLine) ? { code: 0, stdout: '', stderr: '' } : undefined) : undefined;
   try {
-    const r = await run(family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush', '-w', String(secs)], { ...opts, input, doneWhen, allowFailure: removes || opts.allowFailure });
-    // Without the cue (an iptables that accepted the marker line, say) the exit status stands, and the marker's
-    // own complaint is no failure of the payload.
-    if (removes && r.code !== 0 && failedAtLine(r.stderr, markerLine)) return { ...r, code: 0, stderr: '' };
-    if (r.code !== 0 && !opts.allowFailure) throw failure(`${family === 4 ? 'iptables-restore' : 'ip6tables-restore'} --noflush -w ${secs}`, r);
-    return r;
+    // The complaint about the marker always comes before the exit, so `doneWhen` settles it; any exit status
+    // that does reach `run` is the payload's.
+    return await run(family === 4 ? 'iptables-restore' : 'ip6tables-restore', ['--noflush', '-w', String(secs)], { ...opts, input, doneWhen });
   } catch (e) {
     // iptables-legacy gave up waiting for the xtables lock: a retryable error that says who holds it.
     if (e instanceof ExecError && /xtables lock/i.test(e.result?.stderr ?? '')) {
@@ -297,17 +294,14 @@ export async function nftApply(script: string, opts: NftApplyOptions = {}): Prom
   if (resolveAtCommit && line.length <= NFT_INTERACTIVE_MAX_LINE) {
     // HOME=/dev/null: the interactive mode reads and rewrites $HOME/.nft.history; this way it cannot.
     const env = { ...(opts.env ?? process.env), HOME: '/dev/null' };
-    // The early verdict keeps nft's whole stderr, so that it is read below the same way as after an exit.
-    const doneWhen = (stderr: string) => {
-      const o = interactiveOutcome(stderr);
-      return o && { ...o, stderr };
-    };
+    // The complaint about the cue always comes before the exit, so a verdict, if any, is `doneWhen`'s.
+    let verdict: RunResult | undefined;
+    const doneWhen = (stderr: string) => (verdict = interactiveOutcome(stderr));
     const r = await locked(['-i'], `${line}\n${NFT_COMMIT_CUE}\n`, { env, doneWhen });
     if (r.code === NFT_LOCK_TIMED_OUT) throw timedOut(r);
-    const o = interactiveOutcome(r.stderr);
-    if (o) {
-      if (o.code !== 0 && !opts.allowFailure) throw failure('nft -i', o);
-      return o;
+    if (verdict) {
+      if (verdict.code !== 0 && !opts.allowFailure) throw failure('nft -i', verdict);
+      return verdict;
     }
     // No complaint about the cue: this nft has no interactive mode (built without one). One transaction, as -f.
   }

@@ -61,7 +61,7 @@ maybe('a removal that fails inside the payload reports that line, not the marker
     expect(r.stderr).not.toContain('cni-committed');
     await expect(iptablesRestore(4, payload, { netns })).rejects.toMatchObject({
       code: 999,
-      message: expect.stringMatching(/^iptables-restore --noflush -w 10 failed with exit status 1: .*line 2/),
+      message: expect.stringMatching(/^iptables-restore --noflush -w 10 \(in netns \/var\/run\/netns\/\S+\) failed with exit status 1: .*line 2/),
     });
   });
 });

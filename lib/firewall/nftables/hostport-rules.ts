@@ -14,9 +14,9 @@
  *   setmark-<bit>:  meta mark set meta mark | <bit>
  *   masq-<bit> (postrouting): meta mark & <bit> == <bit> masquerade
  * An ADD first sends only the attachment's chain, rules and elements (re-declaring existing chains leaves the
- * kernel objects to free after an RCU grace period, which nft waits for at its exit, ~14 ms). Its rules jump to setmark-<bit>, which the skeleton creates together with
- * masq-<bit>, so the transaction fails as a whole when the skeleton for this mark is missing; then the full
- * script (skeleton included) is sent.
+ * kernel objects to free after an RCU grace period, which nft waits for at its exit, ~14 ms). Its rules jump to
+ * setmark-<bit>, which the skeleton creates together with masq-<bit>, so the transaction fails as a whole when
+ * the skeleton for this mark is missing; then the full script (skeleton included) is sent.
  * Map elements carry the comment "net=<network> id=<containerID>" so GC finds an attachment's elements.
  */
 import { formatIp, subnetText, type Cidr, type Family } from '../../ip';
@@ -144,6 +144,16 @@ export const familyCidrs = (r: HostportRequest): Array<readonly [Family, Cidr]> 
     return c ? [[f, c] as const] : [];
   });
 
+/** The attachment's chain, the texts of its rules, and its map elements as `<key> comment ... : jump <chain>`. */
+function containerParts(r: HostportRequest) {
+  const chain = containerChain(r.network, r.containerID);
+  const cidrs = familyCidrs(r);
+  const owner = ownerComment(r.network, r.containerID);
+  const rules = containerRules(r, cidrs).map((x) => x.text);
+  const els = elements(r, cidrs.map(([f]) => f)).map((e) => ({ map: e.map, text: `${e.key} comment "${owner}" : jump ${chain}` }));
+  return { chain, rules, els };
+}
+
 /**
  * ADD once the skeleton is there: the container chain with its rules in one block, then one map re-declaration
  * per element. Both forms make nft 1.0 fetch only the list of tables: `add rule` and `add element` make it dump
@@ -153,30 +163,22 @@ export const familyCidrs = (r: HostportRequest): Array<readonly [Family, Cidr]> 
  * present with another container's verdict fails the transaction with "File exists" on its own line.
  */
 export function containerScript(r: HostportRequest): string {
-  const chain = containerChain(r.network, r.containerID);
-  const cidrs = familyCidrs(r);
-  const owner = ownerComment(r.network, r.containerID);
-  const rules = containerRules(r, cidrs).map((x) => `${x.text} ;`);
+  const { chain, rules, els } = containerParts(r);
   return [
-    `add chain ${TABLE} ${chain} { ${rules.join(' ')} }`,
-    ...elements(r, cidrs.map(([f]) => f)).map((e) => `add map ${TABLE} ${e.map} { type ${MAP_TYPES[e.map]}; elements = { ${e.key} comment "${owner}" : jump ${chain} } ; }`),
+    `add chain ${TABLE} ${chain} { ${rules.map((x) => `${x} ;`).join(' ')} }`,
+    ...els.map((e) => `add map ${TABLE} ${e.map} { type ${MAP_TYPES[e.map]}; elements = { ${e.text} } ; }`),
     '',
   ].join('\n');
 }
 
-/**
- * The same for a chain that may exist already (an ADD repeated without DEL, or the fallback after the fast
- * path failed): the chain is flushed and refilled.
- */
-export function containerRefillScript(r: HostportRequest): string {
-  const chain = containerChain(r.network, r.containerID);
-  const cidrs = familyCidrs(r);
-  const owner = ownerComment(r.network, r.containerID);
+/** The same for the full script, where the chain may exist already: it is flushed and refilled. */
+function containerRefillScript(r: HostportRequest): string {
+  const { chain, rules, els } = containerParts(r);
   return [
     `add chain ${TABLE} ${chain}`,
     `flush chain ${TABLE} ${chain}`,
-    ...containerRules(r, cidrs).map((x) => `add rule ${TABLE} ${chain} ${x.text}`),
-    ...elements(r, cidrs.map(([f]) => f)).map((e) => `add element ${TABLE} ${e.map} { ${e.key} comment "${owner}" : jump ${chain} }`),
+    ...rules.map((x) => `add rule ${TABLE} ${chain} ${x}`),
+    ...els.map((e) => `add element ${TABLE} ${e.map} { ${e.text} }`),
     '',
   ].join('\n');
 }
