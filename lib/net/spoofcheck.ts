@@ -61,7 +61,7 @@ export async function teardownSpoofCheck(containerID: string, ifname: string): P
     `delete chain ${TABLE} ${ifaceChain(id)}-mac`,
     `delete chain ${TABLE} ${ifaceChain(id)}`,
   ];
-  await nftApply(script.join('\n') + '\n', { resolveAtCommit: true });
+  await nftApply(script.join('\n') + '\n', { resolveAtCommit: true, scopeChain: `${TABLE} PREROUTING` });
 }
 
 /** Whether the attachment's spoof check is in place (for CHECK). */

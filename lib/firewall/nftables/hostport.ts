@@ -56,9 +56,9 @@ const chainListing = (chain: string) => nft(['-j', 'list', 'chain', ...TABLE.spl
 
 export async function delHostports(r: HostportRequest): Promise<void> {
   const chain = containerChain(r.network, r.containerID);
-  const done = await nftApply(delScript(r, familiesOf(r)), { allowFailure: true, resolveAtCommit: true }).then((x) => x.code === 0, () => false);
+  const done = await nftApply(delScript(r, familiesOf(r)), { allowFailure: true, resolveAtCommit: true, scopeChain: `${TABLE} hostports` }).then((x) => x.code === 0, () => false);
   if (done) return;
-  // No table, or an element held by another container (a DEL whose mappings differ from its ADD's): remove
+  // No table (or no hostports chain), or an element held by another container (a DEL whose mappings differ from its ADD's): remove
   // only what jumps to our chain.
   if ((await chainListing(chain)).code !== 0) return;
   const again = await nftApply(delListedScript(await elementsJumpingTo(chain), [chain]), { allowFailure: true, resolveAtCommit: true });

@@ -6,7 +6,7 @@
  * `<sha512(network)[:16]>-<sha512(ifname:containerID)[:16]>, net: <network>, if: <ifname>, id: <containerID>`.
  *
  * ADD is one nft transaction (no listing). nft deletes rules by handle only, so DEL, CHECK and GC list `masq_checks`
- * by name (never the ruleset) and pick rules by their comment prefix.
+ * by name (never the ruleset) and pick rules by their comment prefix; the deletes name that chain as their scope.
  */
 import { createHash } from 'node:crypto';
 import { CniError, ErrorCode } from '../../errors';
@@ -106,7 +106,7 @@ export async function delMasquerade(r: MasqueradeRequest): Promise<boolean> {
   if (!rules) return false;
   const prefix = instanceHash(r.network, r.ifname, r.containerID);
   const ours = rules.filter((x) => x.comment.startsWith(prefix));
-  if (ours.length) await nftApply(deleteScript(ours), { resolveAtCommit: true });
+  if (ours.length) await nftApply(deleteScript(ours), { resolveAtCommit: true, scopeChain: `${TABLE} ${CHAIN}` });
   return ours.length > 0;
 }
 
@@ -126,5 +126,5 @@ export async function gcMasquerade(network: string, valid: AttachmentKey[]): Pro
   const keep = new Set(valid.map((a) => instanceHash(network, a.ifname, a.containerID)));
   const prefix = `${networkHash(network)}-`;
   const stale = rules.filter((x) => x.comment.startsWith(prefix) && !keep.has(x.comment.slice(0, prefix.length + 16)));
-  if (stale.length) await nftApply(deleteScript(stale), { resolveAtCommit: true });
+  if (stale.length) await nftApply(deleteScript(stale), { resolveAtCommit: true, scopeChain: `${TABLE} ${CHAIN}` });
 }
