@@ -1,16 +1,19 @@
 /**
  * Where does a chain ADD's time grow with the number of attached containers? Attaches N containers with ours,
  * then traces (CNI_TS_TRACE) a few chain ADDs and prints each step: the processes with their durations and when
- * they started, and our own steps ("#" lines), in ms from the plugin's start. Usage:
- *   node build/run-ts.mjs benchmarks/growth-probe.ts [N] [iptables|nftables]
+ * they started, and our own steps ("#" lines), in ms from the plugin's start. With `busy` for N: one container
+ * attached, the benchmark's 20,000 kube-proxy rules added, then a few chain ADDs and DELs traced. Usage:
+ *   node build/run-ts.mjs benchmarks/growth-probe.ts [N|busy] [iptables|nftables]
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chainAdd, lastMs, sh, type Impl } from './chain';
+import { chainAdd, chainDel, lastMs, sh, type Impl } from './chain';
 import { Host } from './host';
+import { kubeProxyRules } from './kube-proxy';
 
-const N = Number(process.argv[2] ?? 500);
+const BUSY = process.argv[2] === 'busy';
+const N = BUSY ? 1 : Number(process.argv[2] ?? 500);
 const backend = (process.argv[3] ?? 'iptables') as 'iptables' | 'nftables';
 const root = join(__dirname, '..', '..', '..');
 const work = mkdtempSync(join(tmpdir(), 'cni-grow-'));
@@ -34,6 +37,24 @@ async function main() {
       if (i === 2) console.log(`${label}: chain ADD ${ms.toFixed(1)} ms\n${readFileSync(impl.trace!, 'utf8').replace(/\\n.*? ->/g, ' ->')}`);
     }
   };
+  if (BUSY) {
+    await attach();
+    await host.sh('iptables-restore', ['--noflush'], kubeProxyRules(20000));
+    for (let i = 0; i < 3; i++) {
+      const a = { id: `b${i}`, netns: `/var/run/netns/gc${process.pid % 10000}-b${i}`, hostPort: 21000 + i };
+      sh('ip', ['netns', 'add', `gc${process.pid % 10000}-b${i}`]);
+      nss.push(`gc${process.pid % 10000}-b${i}`);
+      writeFileSync(impl.trace!, '');
+      const result = await chainAdd(impl, a);
+      const add = lastMs['bridge ADD']! + lastMs['portmap ADD']!;
+      const addTrace = readFileSync(impl.trace!, 'utf8');
+      writeFileSync(impl.trace!, '');
+      await chainDel(impl, a, result);
+      const del = lastMs['portmap DEL']! + lastMs['bridge DEL']!;
+      if (i === 2) console.log(`busy: chain ADD ${add.toFixed(1)} ms\n${addTrace}\nbusy: chain DEL ${del.toFixed(1)} ms\n${readFileSync(impl.trace!, 'utf8')}`);
+    }
+    return;
+  }
   await probe('1 attached');
   while (seq < N) await Promise.all([attach(), attach(), attach(), attach()]);
   await probe(`${N} attached`);

@@ -85,9 +85,15 @@ export async function deleteAddresses(name: string, cidrs: readonly string[]): P
   await ipBatch(cidrs.map((c) => `addr del ${c} dev ${batchWord(name)}`));
 }
 
-/** Deletes a link in our namespace; a link that is already gone is fine (DEL and undo are idempotent). */
+/**
+ * Deletes a link in our namespace; a link that is already gone is fine (DEL and undo are idempotent). Done when
+ * the link is gone from /sys: the kernel has then unlisted it (its name is free) and its peer, and removed its
+ * routes; `ip` exits 15-20 ms later, after the kernel's wait for an RCU grace period and the last references,
+ * which no later step needs, so it is left to finish on its own.
+ */
 export async function deleteLink(name: string): Promise<void> {
-  await ipBatch([`link del dev ${batchWord(name)}`]).catch((e: unknown) => {
+  const gone = () => (linkExists(name) ? undefined : { code: 0, stdout: '', stderr: '' });
+  await ipBatch([`link del dev ${batchWord(name)}`], { doneWhen: gone, doneWhenPollMs: 1 }).catch((e: unknown) => {
     if (!(e instanceof ExecError && /Cannot find device|does not exist/.test(e.result?.stderr ?? e.message))) throw e;
   });
 }

@@ -46,7 +46,7 @@ export function bridgeConf(s: Sandbox, o: ConfOpts): Record<string, unknown> {
   };
 }
 
-export function call(s: Sandbox, command: string, conf: unknown, containerID: string, ns: string | undefined, extra: { ifname?: string; args?: string } = {}): Promise<PluginResult> {
+export function call(s: Sandbox, command: string, conf: unknown, containerID: string, ns: string | undefined, extra: { ifname?: string; args?: string; env?: Record<string, string> } = {}): Promise<PluginResult> {
   return s.plugin('bridge', {
     command,
     conf,
@@ -55,6 +55,7 @@ export function call(s: Sandbox, command: string, conf: unknown, containerID: st
     ifname: extra.ifname ?? 'eth0',
     path: cniPath(s),
     ...(extra.args ? { args: extra.args } : {}),
+    ...(extra.env ? { env: extra.env } : {}),
   });
 }
 

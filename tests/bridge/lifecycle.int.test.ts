@@ -3,7 +3,9 @@
  * twice, after the netns is gone, or after the container's address was removed (the Go plugin leaks rules in the
  * last two); GC removes what belongs to attachments the runtime no longer lists.
  */
-import { canUseNetns, uniqueName, withSandbox, type Sandbox } from '../helpers/netns';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { canUseNetns, IS_REFERENCE, uniqueName, withSandbox, type Sandbox } from '../helpers/netns';
 import { addrOnly, bridgeConf, call, HAS_1_1, hostLinks, natState, reservations, withPrev } from './helpers';
 
 const d = canUseNetns() ? describe : describe.skip;
@@ -68,14 +70,23 @@ d.each(BACKENDS)('bridge lifecycle (%s)', (backend) => {
     });
   });
 
-  test('DEL twice leaves nothing', async () => {
+  test('DEL twice leaves nothing, and the same attachment can be added again at once', async () => {
     await withSandbox(async (s) => {
       const { bridge, conf, ns, result } = await setup(s, backend);
+      const trace = join(s.dir, 'del-trace');
       for (let i = 0; i < 2; i++) {
-        const r = await call(s, 'DEL', withPrev(conf, result), 'life1', ns);
+        const r = await call(s, 'DEL', withPrev(conf, result), 'life1', ns, i === 0 ? { env: { CNI_TS_TRACE: trace } } : {});
         expect(r.stdout).toBe('');
         expect(r.code).toBe(0);
       }
+      // The veth delete is done once the link is gone from /sys, not when ip exits.
+      if (!IS_REFERENCE) expect(readFileSync(trace, 'utf8')).toMatch(/ip -batch - -> 0 \(done; its exit not awaited\)/);
+      await expectClean(s, bridge);
+      // Same container ID and ifname, so the same host veth name, right away.
+      const again = await call(s, 'ADD', conf, 'life1', ns);
+      expect(again.json?.msg).toBeUndefined();
+      expect(again.code).toBe(0);
+      expect((await call(s, 'DEL', withPrev(conf, again.json), 'life1', ns)).code).toBe(0);
       await expectClean(s, bridge);
     });
   });
