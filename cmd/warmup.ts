@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import * as ipt from '../lib/firewall/iptables/hostport-rules';
 import { addPayload as masqPayload, delPayload as masqDelPayload, attachmentsInListing, dualRestoreScript } from '../lib/firewall/iptables/masquerade';
 import * as nftHp from '../lib/firewall/nftables/hostport-rules';
-import { addScript as nftMasqScript, fastAddScript as nftMasqFastScript, parseChain } from '../lib/firewall/nftables/masquerade';
+import { parseChain, postroutingIntact, rulesScript as nftMasqRules, skeletonScript as nftMasqSkeleton } from '../lib/firewall/nftables/masquerade';
 import { formatCidr, formatIp, parseCidr, parseIp } from '../lib/ip';
 import { batchFailures, batchWord } from '../lib/net/batch';
 import { attachmentAlias, hostVethName } from '../lib/net/names';
@@ -86,8 +86,9 @@ function masqueradePath(): void {
   masqDelPayload(chain, [`-D POSTROUTING -s 198.51.100.7 -j ${chain}`]);
   attachmentsInListing(`-A POSTROUTING -s 198.51.100.7/32 -m comment --comment "name: \\"${NETWORK}\\" id: \\"${ID}\\"" -j ${chain}\n`, NETWORK);
   const r = { network: NETWORK, containerID: ID, ifname: 'eth0', addresses: ['198.51.100.7/24', '2001:db8::7/64'] };
-  nftMasqFastScript(r);
-  nftMasqScript(r);
+  nftMasqRules(r);
+  nftMasqSkeleton();
+  postroutingIntact('table inet t {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\tgoto masq_checks\n\t}\n}\n');
   parseChain('\t\tip saddr 198.51.100.7 ip daddr != 198.51.100.0/24 masquerade comment "x" # handle 4\n');
 }
 

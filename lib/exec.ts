@@ -290,23 +290,36 @@ export interface NftApplyOptions extends RunOptions {
    * element`, nft 1.0.6 otherwise dumps every chain of every table (~60 ms with iptables-nft's 20,000
    * kube-proxy chains; busy-node DEL 64-86 -> 14-21 ms); a listing narrows the fetch when it is the last
    * command. Chains the script itself creates or deletes need not be in the fetch: nft deletes by name and
-   * knows what it adds. The listing goes to stdout; a missing chain fails the transaction.
+   * knows what it adds, also a table or chain the script creates. The listing goes to stdout; a missing chain
+   * fails the transaction.
    */
   scopeChain?: string;
+  /**
+   * The script is one for which nft 1.0 fetches only the list of tables (chains written with their rules as
+   * blocks, maps re-declared with their elements, flushes). Like a scoped script, it runs without waiting for
+   * its turn (see nftApply).
+   */
+  tablesOnly?: boolean;
 }
 
 /** Applies an nft script as one transaction. */
 export async function nftApply(script: string, opts: NftApplyOptions = {}): Promise<RunResult> {
-  // One transaction at a time per network namespace. nft 1.0.x dumps every chain of the ruleset before it adds or
-  // deletes anything (~60 ms with iptables-nft's 20,000 kube-proxy chains), and a dump that another commit
-  // interrupts starts over: 50 concurrent ADDs on such a node kept each other dumping, single `nft -f` calls took
-  // 9 s (median) to 34 s, past our 30 s limit. The lock is the namespace itself (/proc/self/ns/net of the flock
-  // process, wherever it runs): one lock per host namespace, nothing to create or leave behind.
-  const { resolveAtCommit, scopeChain, ...runOpts } = opts;
+  // Scripts that may make nft fetch the whole ruleset take turns per network namespace. nft 1.0.x dumps every
+  // chain of the ruleset before an `add rule`, `add element` or `delete` (~60 ms with iptables-nft's 20,000
+  // kube-proxy chains), and a dump that another commit interrupts starts over: 50 concurrent ADDs on such a node
+  // kept each other dumping, single `nft -f` calls took 9 s (median) to 34 s, past our 30 s limit. The lock is the
+  // namespace itself (/proc/self/ns/net of the flock process, wherever it runs): one lock per host namespace,
+  // nothing to create or leave behind. Scoped and tables-only scripts fetch so little that a restart costs
+  // nothing; they skip the turn, which would also be held through nft's exit (an RCU grace period after a
+  // removal or re-declaration) and cost a flock process.
+  const { resolveAtCommit, scopeChain, tablesOnly, ...runOpts } = opts;
   if (scopeChain) script = `${script.trimEnd()}\nlist chain ${scopeChain}\n`;
   const secs = Math.max(1, Math.ceil((opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000) - 2);
-  const locked = (nftArgs: string[], input: string, extra: RunOptions = {}) =>
-    run('flock', ['-w', String(secs), '-E', String(NFT_LOCK_TIMED_OUT), '/proc/self/ns/net', 'nft', ...nftArgs], { ...runOpts, ...extra, input, allowFailure: true });
+  const unlocked = !!scopeChain || !!tablesOnly;
+  const spawnNft = (nftArgs: string[], input: string, extra: RunOptions = {}) =>
+    unlocked
+      ? run('nft', nftArgs, { ...runOpts, ...extra, input, allowFailure: true })
+      : run('flock', ['-w', String(secs), '-E', String(NFT_LOCK_TIMED_OUT), '/proc/self/ns/net', 'nft', ...nftArgs], { ...runOpts, ...extra, input, allowFailure: true });
   const timedOut = (r: RunResult) => new ExecError(ErrorCode.TryAgainLater, `nft: waited ${secs} s for the other nft transactions of this network namespace`, r.stderr.trim(), r);
   const line = script.split('\n').map((l) => l.trim()).filter(Boolean).join(' ; ');
   if (resolveAtCommit && line.length <= NFT_INTERACTIVE_MAX_LINE) {
@@ -315,7 +328,7 @@ export async function nftApply(script: string, opts: NftApplyOptions = {}): Prom
     // The complaint about the cue always comes before the exit, so a verdict, if any, is `doneWhen`'s.
     let verdict: RunResult | undefined;
     const doneWhen = (stderr: string) => (verdict = interactiveOutcome(stderr));
-    const r = await locked(['-i'], `${line}\n${NFT_COMMIT_CUE}\n`, { env, doneWhen });
+    const r = await spawnNft(['-i'], `${line}\n${NFT_COMMIT_CUE}\n`, { env, doneWhen });
     if (r.code === NFT_LOCK_TIMED_OUT) throw timedOut(r);
     if (verdict) {
       if (verdict.code !== 0 && !opts.allowFailure) throw failure('nft -i', verdict);
@@ -323,7 +336,7 @@ export async function nftApply(script: string, opts: NftApplyOptions = {}): Prom
     }
     // No complaint about the cue: this nft has no interactive mode (built without one). One transaction, as -f.
   }
-  const r = await locked(['-f', '-'], script);
+  const r = await spawnNft(['-f', '-'], script);
   if (r.code === NFT_LOCK_TIMED_OUT) throw timedOut(r);
   if (r.code !== 0 && !opts.allowFailure) throw failure('nft -f -', r);
   return r;

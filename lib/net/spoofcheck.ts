@@ -32,7 +32,7 @@ export function spoofCheckScript(hostVeth: string, mac: string, containerID: str
 }
 
 export const setupSpoofCheck = (hostVeth: string, mac: string, containerID: string, ifname: string) =>
-  nftApply(spoofCheckScript(hostVeth, mac, containerID, ifname) + '\n');
+  nftApply(spoofCheckScript(hostVeth, mac, containerID, ifname) + '\n', { scopeChain: `${TABLE} PREROUTING` });
 
 /** Handles of PREROUTING rules carrying this attachment's comment, from `nft -a list chain` output. */
 export function spoofRuleHandles(listing: string, containerID: string, ifname: string): number[] {

@@ -70,6 +70,20 @@ d.each(BACKENDS)('bridge lifecycle (%s)', (backend) => {
     });
   });
 
+  const nftOnly = backend === 'nftables' ? test : test.skip;
+  nftOnly('an ADD restores the shared postrouting chain when it was damaged, and adds its rules once', async () => {
+    await withSandbox(async (s) => {
+      const { conf } = await setup(s, backend);
+      const postrouting = ['list', 'chain', 'inet', 'cni_plugins_masquerade', 'postrouting'];
+      const intact = (await s.exec('nft', postrouting)).stdout;
+      await s.exec('nft', ['flush', 'chain', 'inet', 'cni_plugins_masquerade', 'postrouting']);
+      const r = await call(s, 'ADD', conf, 'life-heal', await s.container());
+      expect(r.json?.msg).toBeUndefined();
+      expect((await s.exec('nft', postrouting)).stdout).toBe(intact);
+      expect((await natState(s)).filter((l) => l.includes('id: life-heal'))).toHaveLength(2);
+    });
+  });
+
   test('DEL twice leaves nothing, and the same attachment can be added again at once', async () => {
     await withSandbox(async (s) => {
       const { bridge, conf, ns, result } = await setup(s, backend);

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { parseCniArgs } from '../../lib/args';
 import { CniError } from '../../lib/errors';
 import { addPayload, attachmentsInListing, chainName, delPayload, dualRestoreScript, jumpsTo, ruleComment } from '../../lib/firewall/iptables/masquerade';
-import { addScript, fastAddScript, instanceHash, networkHash, parseChain, ruleComment as nftComment } from '../../lib/firewall/nftables/masquerade';
+import { instanceHash, networkHash, parseChain, postroutingIntact, ruleComment as nftComment, rulesScript, skeletonScript } from '../../lib/firewall/nftables/masquerade';
 import { batchFailures, batchWord } from '../../lib/net/batch';
 import { macProblem, randomMac } from '../../lib/net/mac';
 import { attachmentAlias, hostVethName } from '../../lib/net/names';
@@ -308,19 +308,31 @@ describe('nftables masquerade', () => {
     expect(c).toBe(`${instanceHash('net1', 'eth0', 'c1')}, net: net1, if: eth0, id: c1`);
     expect(nftComment('n'.repeat(200), 'eth0', 'c1')).toHaveLength(128);
   });
-  test('ADD script: chains re-asserted, postrouting refilled, one rule per address, all as blocks (no add rule); the first ADD adds the table', () => {
+  test('ADD appends one rule per address; the skeleton (sent when missing or damaged) re-asserts chains and refills postrouting as blocks', () => {
     const r = { network: 'net1', containerID: 'c1', ifname: 'eth0', addresses: ['192.0.2.5/24', '2001:db8::5/64'] };
-    const fast = fastAddScript(r).split('\n');
     const comment = JSON.stringify(nftComment('net1', 'eth0', 'c1'));
-    expect(fast).toEqual([
+    expect(rulesScript(r).split('\n')).toEqual([
+      `add rule inet cni_plugins_masquerade masq_checks ip saddr 192.0.2.5 ip daddr != 192.0.2.0/24 masquerade comment ${comment}`,
+      `add rule inet cni_plugins_masquerade masq_checks ip6 saddr 2001:db8::5 ip6 daddr != 2001:db8::/64 masquerade comment ${comment}`,
+      '',
+    ]);
+    expect(skeletonScript().split('\n')).toEqual([
+      'add table inet cni_plugins_masquerade { comment "Masquerading for plugins from github.com/containernetworking/plugins" ; }',
       'add chain inet cni_plugins_masquerade masq_checks { comment "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet" ; }',
       'add chain inet cni_plugins_masquerade postrouting { type nat hook postrouting priority srcnat ; }',
       'flush chain inet cni_plugins_masquerade postrouting',
       'add chain inet cni_plugins_masquerade postrouting { ip daddr 224.0.0.0/4 return ; ip6 daddr ff00::/8 return ; goto masq_checks ; }',
-      `add chain inet cni_plugins_masquerade masq_checks { ip saddr 192.0.2.5 ip daddr != 192.0.2.0/24 masquerade comment ${comment} ; ip6 saddr 2001:db8::5 ip6 daddr != 2001:db8::/64 masquerade comment ${comment} ; }`,
       '',
     ]);
-    expect(addScript(r)).toBe(`add table inet cni_plugins_masquerade { comment "Masquerading for plugins from github.com/containernetworking/plugins" ; }\n${fastAddScript(r)}`);
+  });
+  test('postrouting is intact only with its hook and its three rules in order', () => {
+    const listing = (body: string[]) => `table inet cni_plugins_masquerade {\n\tchain postrouting {\n${body.map((l) => `\t\t${l}\n`).join('')}\t}\n}\n`;
+    const hook = 'type nat hook postrouting priority srcnat; policy accept;';
+    expect(postroutingIntact(listing([hook, 'ip daddr 224.0.0.0/4 return', 'ip6 daddr ff00::/8 return', 'goto masq_checks']))).toBe(true);
+    expect(postroutingIntact(listing([hook]))).toBe(false);
+    expect(postroutingIntact(listing([hook, 'ip daddr 224.0.0.0/4 return', 'goto masq_checks']))).toBe(false);
+    expect(postroutingIntact(listing(['ip daddr 224.0.0.0/4 return', 'ip6 daddr ff00::/8 return', 'goto masq_checks']))).toBe(false);
+    expect(postroutingIntact('')).toBe(false);
   });
   test('chain listing is parsed with handles', () => {
     const rules = parseChain('table inet x {\n\tchain masq_checks { # handle 2\n\t\tip saddr 192.0.2.5 ip daddr != 192.0.2.0/24 masquerade comment "abc, net: n" # handle 7\n\t}\n}');

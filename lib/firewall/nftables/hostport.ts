@@ -25,14 +25,16 @@ import {
 
 const MAPS: ReadonlyArray<Element['map']> = ['ports', 'hostip4', 'hostip6'];
 const nft = (args: string[]) => run('nft', args, { allowFailure: true });
+/** The skeleton's small chain, which every script may name as its scope (see nftApply's scopeChain). */
+const HOSTPORTS = `${TABLE} hostports`;
 
 export async function addHostports(r: HostportRequest): Promise<void> {
   try {
     // The container's part alone first; it fails as a whole without the skeleton, which the full script adds.
     // (Repeated without a DEL, which the spec rules out, it appends a second copy of the container's rules
     // to its chain; DEL removes the chain with both.)
-    const fast = await nftApply(containerScript(r), { allowFailure: true });
-    if (fast.code !== 0 && !/File exists/.test(fast.stderr)) await nftApply(addScript(r));
+    const fast = await nftApply(containerScript(r), { allowFailure: true, tablesOnly: true });
+    if (fast.code !== 0 && !/File exists/.test(fast.stderr)) await nftApply(addScript(r), { scopeChain: HOSTPORTS });
     else if (fast.code !== 0) throw new ExecError(ErrorCode.Internal, `nft -f - failed: ${fast.stderr.trim()}`, fast.stderr, fast);
   } catch (e) {
     const stderr = e instanceof ExecError ? (e.result?.stderr ?? '') : '';
@@ -56,7 +58,7 @@ const chainListing = (chain: string) => nft(['-j', 'list', 'chain', ...TABLE.spl
 
 export async function delHostports(r: HostportRequest): Promise<void> {
   const chain = containerChain(r.network, r.containerID);
-  const done = await nftApply(delScript(r, familiesOf(r)), { allowFailure: true, resolveAtCommit: true, scopeChain: `${TABLE} hostports` }).then((x) => x.code === 0, () => false);
+  const done = await nftApply(delScript(r, familiesOf(r)), { allowFailure: true, resolveAtCommit: true, scopeChain: HOSTPORTS }).then((x) => x.code === 0, () => false);
   if (done) return;
   // No table (or no hostports chain), or an element held by another container (a DEL whose mappings differ from its ADD's): remove
   // only what jumps to our chain.

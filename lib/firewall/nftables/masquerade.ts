@@ -5,8 +5,9 @@
  * `ip saddr <ip> ip daddr != <subnet> masquerade` commented
  * `<sha512(network)[:16]>-<sha512(ifname:containerID)[:16]>, net: <network>, if: <ifname>, id: <containerID>`.
  *
- * ADD is one nft transaction (no listing). nft deletes rules by handle only, so DEL, CHECK and GC list `masq_checks`
- * by name (never the ruleset) and pick rules by their comment prefix; the deletes name that chain as their scope.
+ * ADD is one nft transaction that appends the rules (and a second to heal or create the shared part when the
+ * first says it is missing or damaged). nft deletes rules by handle only, so DEL, CHECK and GC list `masq_checks`
+ * by name (never the ruleset) and pick rules by their comment prefix.
  */
 import { createHash } from 'node:crypto';
 import { CniError, ErrorCode } from '../../errors';
@@ -16,6 +17,10 @@ import type { AttachmentKey, MasqueradeRequest } from '../driver';
 
 export const TABLE = 'inet cni_plugins_masquerade';
 export const CHAIN = 'masq_checks';
+/** The base chain, a few rules long, which scripts name as their scope (see nftApply's scopeChain). */
+const POSTROUTING = `${TABLE} postrouting`;
+/** postrouting's rules, as `nft list` prints them back. */
+const POSTROUTING_RULES = ['ip daddr 224.0.0.0/4 return', 'ip6 daddr ff00::/8 return', `goto ${CHAIN}`];
 /** knftables' comment limit, which the Go plugin cuts its comments to. */
 const COMMENT_MAX = 128;
 
@@ -41,27 +46,38 @@ const TABLE_COMMENT = 'Masquerading for plugins from github.com/containernetwork
 const CHAIN_COMMENT = 'Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet';
 
 /**
- * ADD once the table exists: its chains re-asserted (postrouting refilled, as the Go plugin does on every ADD)
- * and the attachment's rules appended, in one transaction and only in forms for which nft 1.0 fetches just the
- * list of tables: chains with their rules as blocks, and flush. (`add rule`, or the table with its comment, makes
- * it dump every chain of every table first: ~60 ms with 20,000 iptables-nft chains on the host.) It fails as a
- * whole when the table is missing. The re-declarations and the flush leave the kernel something to free after an
- * RCU grace period, which nft's exit waits for and the caller does not (`resolveAtCommit`).
+ * The shared part, as the Go plugin re-asserts it on every ADD: the table and `masq_checks` with their comments,
+ * `postrouting` flushed and refilled. Sent only when the table is missing or `postrouting` is not as it should
+ * be: the re-declarations and the flush leave the kernel objects to free after an RCU grace period, which nft's
+ * exit waits for (holding the namespace's nf_tables commit lock), so it is resolved at its commit.
  */
-export function fastAddScript(r: MasqueradeRequest): string {
-  const comment = JSON.stringify(ruleComment(r.network, r.ifname, r.containerID));
+export function skeletonScript(): string {
   return [
+    `add table ${TABLE} { comment "${TABLE_COMMENT}" ; }`,
     `add chain ${TABLE} ${CHAIN} { comment "${CHAIN_COMMENT}" ; }`,
     `add chain ${TABLE} postrouting { type nat hook postrouting priority srcnat ; }`,
     `flush chain ${TABLE} postrouting`,
-    `add chain ${TABLE} postrouting { ip daddr 224.0.0.0/4 return ; ip6 daddr ff00::/8 return ; goto ${CHAIN} ; }`,
-    `add chain ${TABLE} ${CHAIN} { ${ruleBodies(r.addresses).map((b) => `${b} comment ${comment} ;`).join(' ')} }`,
+    `add chain ${TABLE} postrouting { ${POSTROUTING_RULES.map((x) => `${x} ;`).join(' ')} }`,
     '',
   ].join('\n');
 }
 
-/** The first ADD's script (and the fallback of every other): the table with its comment, then the rest. */
-export const addScript = (r: MasqueradeRequest) => `add table ${TABLE} { comment "${TABLE_COMMENT}" ; }\n${fastAddScript(r)}`;
+/**
+ * The attachment's rules, appended to `masq_checks`: adding rules leaves nothing for the kernel to free, so nft
+ * exits at once. Sent with postrouting as its scope (no dump of the host's chains), whose listing, printed
+ * from nft's fetch before the commit, says whether the skeleton is intact. Fails as a whole without the table.
+ */
+export function rulesScript(r: MasqueradeRequest): string {
+  const comment = JSON.stringify(ruleComment(r.network, r.ifname, r.containerID));
+  return ruleBodies(r.addresses).map((b) => `add rule ${TABLE} ${CHAIN} ${b} comment ${comment}`).join('\n') + '\n';
+}
+
+/** Whether `nft list chain ... postrouting` output shows the base chain with its rules in order. */
+export function postroutingIntact(listing: string): boolean {
+  const lines = listing.split('\n').map((l) => l.trim());
+  const at = lines.findIndex((l) => l.startsWith('type nat hook postrouting priority srcnat'));
+  return at >= 0 && POSTROUTING_RULES.every((rule, i) => lines[at + 1 + i] === rule);
+}
 
 interface ListedRule {
   handle: number;
@@ -86,6 +102,12 @@ async function listRules(): Promise<ListedRule[] | null> {
 
 const deleteScript = (rules: ListedRule[]) => rules.map((x) => `delete rule ${TABLE} ${CHAIN} handle ${x.handle}`).join('\n') + '\n';
 
+/** Deletes listed rules; scoped to postrouting, and unscoped in the rare table that lacks it (made by hand). */
+async function deleteRules(rules: ListedRule[]): Promise<void> {
+  const scoped = await nftApply(deleteScript(rules), { resolveAtCommit: true, scopeChain: POSTROUTING, allowFailure: true });
+  if (scoped.code !== 0) await nftApply(deleteScript(rules), { resolveAtCommit: true });
+}
+
 export async function available(): Promise<boolean> {
   try {
     // A checked (never committed) transaction: proves nft and the kernel's nf_tables work, changes nothing.
@@ -97,8 +119,10 @@ export async function available(): Promise<boolean> {
 
 export async function addMasquerade(r: MasqueradeRequest): Promise<void> {
   if (!r.addresses.length) return;
-  const fast = await nftApply(fastAddScript(r), { allowFailure: true, resolveAtCommit: true });
-  if (fast.code !== 0) await nftApply(addScript(r), { resolveAtCommit: true });
+  const added = await nftApply(rulesScript(r), { allowFailure: true, scopeChain: POSTROUTING });
+  if (added.code === 0 && postroutingIntact(added.stdout)) return;
+  // No table yet (the rules were not added), or a damaged postrouting (they were): the skeleton, healed.
+  await nftApply(added.code === 0 ? skeletonScript() : skeletonScript() + rulesScript(r), { resolveAtCommit: true, scopeChain: POSTROUTING });
 }
 
 export async function delMasquerade(r: MasqueradeRequest): Promise<boolean> {
@@ -106,7 +130,7 @@ export async function delMasquerade(r: MasqueradeRequest): Promise<boolean> {
   if (!rules) return false;
   const prefix = instanceHash(r.network, r.ifname, r.containerID);
   const ours = rules.filter((x) => x.comment.startsWith(prefix));
-  if (ours.length) await nftApply(deleteScript(ours), { resolveAtCommit: true, scopeChain: `${TABLE} ${CHAIN}` });
+  if (ours.length) await deleteRules(ours);
   return ours.length > 0;
 }
 
@@ -126,5 +150,5 @@ export async function gcMasquerade(network: string, valid: AttachmentKey[]): Pro
   const keep = new Set(valid.map((a) => instanceHash(network, a.ifname, a.containerID)));
   const prefix = `${networkHash(network)}-`;
   const stale = rules.filter((x) => x.comment.startsWith(prefix) && !keep.has(x.comment.slice(0, prefix.length + 16)));
-  if (stale.length) await nftApply(deleteScript(stale), { resolveAtCommit: true, scopeChain: `${TABLE} ${CHAIN}` });
+  if (stale.length) await deleteRules(stale);
 }
