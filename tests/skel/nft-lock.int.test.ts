@@ -1,6 +1,7 @@
 /**
- * lib/exec nftApply: one nft transaction at a time per network namespace (the lock is the namespace's own nsfs
- * file), a bounded wait that fails with code 11, and no waiting on other namespaces' transactions.
+ * lib/exec nftApply: one unscoped nft transaction at a time per network namespace (the lock is the namespace's own
+ * nsfs file), a bounded wait that fails with code 11, and no waiting on other namespaces' transactions; scoped and
+ * tables-only scripts (which make nft fetch little) do not wait.
  */
 import { spawn } from 'node:child_process';
 import { nftApply } from '../../lib/exec';
@@ -16,7 +17,7 @@ function holdNftLock(ns: string) {
   return new Promise<{ kill: () => Promise<unknown> }>((resolve) => child.stdout.once('data', () => resolve({ kill })));
 }
 
-maybe('a held namespace lock makes nftApply wait, then fail with code 11; other namespaces go on; free again once released', async () => {
+maybe('a held namespace lock makes an unscoped nftApply wait, then fail with code 11; scoped scripts and other namespaces go on; free again once released', async () => {
   await withSandbox(async (s) => {
     const other = await s.container();
     const holder = await holdNftLock(s.hostNs);
@@ -28,6 +29,10 @@ maybe('a held namespace lock makes nftApply wait, then fail with code 11; other 
       });
       expect(performance.now() - t).toBeGreaterThanOrEqual(900);
       expect((await s.exec('nft', ['list', 'table', 'inet', 'cnits_locktest'])).code).not.toBe(0);
+      // Scripts that make nft fetch little do not take turns.
+      await nftApply('add table inet cnits_scoped\nadd chain inet cnits_scoped c\n', { netns: netnsPath(s.hostNs), timeoutMs: 3000, scopeChain: 'inet cnits_scoped c' });
+      await nftApply('add chain inet cnits_scoped d { counter ; }\n', { netns: netnsPath(s.hostNs), timeoutMs: 3000, tablesOnly: true });
+      expect((await s.exec('nft', ['list', 'table', 'inet', 'cnits_scoped'])).stdout).toMatch(/chain d \{\s+counter/);
       // Another namespace's transaction does not wait for this one's lock.
       await nftApply('add table inet cnits_locktest\n', { netns: netnsPath(other), timeoutMs: 3000 });
       expect((await s.exec('nft', ['list', 'table', 'inet', 'cnits_locktest'], { ns: other })).code).toBe(0);
