@@ -60,8 +60,8 @@ export async function delHostports(r: HostportRequest): Promise<void> {
   const chain = containerChain(r.network, r.containerID);
   const done = await nftApply(delScript(r, familiesOf(r)), { allowFailure: true, resolveAtCommit: true, scopeChain: HOSTPORTS }).then((x) => x.code === 0, () => false);
   if (done) return;
-  // No table (or no hostports chain), or an element held by another container (a DEL whose mappings differ from its ADD's): remove
-  // only what jumps to our chain.
+  // No table (or no hostports chain), or an element held by another container (a DEL whose mappings differ from
+  // its ADD's): remove only what jumps to our chain.
   if ((await chainListing(chain)).code !== 0) return;
   const again = await nftApply(delListedScript(await elementsJumpingTo(chain), [chain]), { allowFailure: true, resolveAtCommit: true });
   if (again.code !== 0) throw internalError(`cannot remove port mappings chain ${chain} from table ${TABLE}: ${again.stderr.trim()}`);
