@@ -320,7 +320,9 @@ export async function nftApply(script: string, opts: NftApplyOptions = {}): Prom
     unlocked
       ? run('nft', nftArgs, { ...runOpts, ...extra, input, allowFailure: true })
       : run('flock', ['-w', String(secs), '-E', String(NFT_LOCK_TIMED_OUT), '/proc/self/ns/net', 'nft', ...nftArgs], { ...runOpts, ...extra, input, allowFailure: true });
-  const timedOut = (r: RunResult) => new ExecError(ErrorCode.TryAgainLater, `nft: waited ${secs} s for the other nft transactions of this network namespace`, r.stderr.trim(), r);
+  // Failures name the namespace, as every other failed command does (run's messages).
+  const where = opts.netns ? ` (in netns ${opts.netns})` : '';
+  const timedOut = (r: RunResult) => new ExecError(ErrorCode.TryAgainLater, `nft${where}: waited ${secs} s for the other nft transactions of this network namespace`, r.stderr.trim(), r);
   const line = script.split('\n').map((l) => l.trim()).filter(Boolean).join(' ; ');
   if (resolveAtCommit && line.length <= NFT_INTERACTIVE_MAX_LINE) {
     // HOME=/dev/null: the interactive mode reads and rewrites $HOME/.nft.history; this way it cannot.
@@ -331,14 +333,14 @@ export async function nftApply(script: string, opts: NftApplyOptions = {}): Prom
     const r = await spawnNft(['-i'], `${line}\n${NFT_COMMIT_CUE}\n`, { env, doneWhen });
     if (r.code === NFT_LOCK_TIMED_OUT) throw timedOut(r);
     if (verdict) {
-      if (verdict.code !== 0 && !opts.allowFailure) throw failure('nft -i', verdict);
+      if (verdict.code !== 0 && !opts.allowFailure) throw failure(`nft -i${where}`, verdict);
       return verdict;
     }
     // No complaint about the cue: this nft has no interactive mode (built without one). One transaction, as -f.
   }
   const r = await spawnNft(['-f', '-'], script);
   if (r.code === NFT_LOCK_TIMED_OUT) throw timedOut(r);
-  if (r.code !== 0 && !opts.allowFailure) throw failure('nft -f -', r);
+  if (r.code !== 0 && !opts.allowFailure) throw failure(`nft -f -${where}`, r);
   return r;
 }
 /** flock's exit status when it gave up waiting for the namespace's nft lock (nft itself exits 0 or 1). */

@@ -97,7 +97,7 @@ maybe('an nft removal resolves at its commit, in one transaction, and leaves $HO
       expect(r.stderr).toMatch(/No such file or directory/);
       expect(r.stderr).not.toContain('cni-committed');
       expect((await s.exec('nft', ['list', 'table', 'inet', 'cnits_cue'])).stdout).toContain('chain c2');
-      await expect(nftApply(bad, { netns, env, resolveAtCommit: true })).rejects.toMatchObject({ code: 999, message: expect.stringMatching(/^nft -i failed with exit status 1: .*No such file or directory/) });
+      await expect(nftApply(bad, { netns, env, resolveAtCommit: true })).rejects.toMatchObject({ code: 999, message: expect.stringMatching(/^nft -i \(in netns \/\S+\) failed with exit status 1: .*No such file or directory/) });
       expect(existsSync(join(home, '.nft.history'))).toBe(false);
     } finally {
       rmSync(home, { recursive: true, force: true });

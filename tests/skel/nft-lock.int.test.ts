@@ -25,7 +25,7 @@ maybe('a held namespace lock makes an unscoped nftApply wait, then fail with cod
       const t = performance.now();
       await expect(nftApply('add table inet cnits_locktest\n', { netns: netnsPath(s.hostNs), timeoutMs: 3000 })).rejects.toMatchObject({
         code: 11,
-        message: expect.stringMatching(/waited 1 s for the other nft transactions of this network namespace/),
+        message: expect.stringMatching(/^nft \(in netns \/\S+\): waited 1 s for the other nft transactions of this network namespace/),
       });
       expect(performance.now() - t).toBeGreaterThanOrEqual(900);
       expect((await s.exec('nft', ['list', 'table', 'inet', 'cnits_locktest'])).code).not.toBe(0);
@@ -48,7 +48,7 @@ maybe('a failing transaction still reports nft’s own error', async () => {
   await withSandbox(async (s) => {
     await expect(nftApply('delete table inet cnits_absent\n', { netns: netnsPath(s.hostNs) })).rejects.toMatchObject({
       code: 999,
-      message: expect.stringMatching(/^nft -f - failed with exit status 1: .*No such file or directory/),
+      message: expect.stringMatching(/^nft -f - \(in netns \/\S+\) failed with exit status 1: .*No such file or directory/),
     });
     const r = await nftApply('delete table inet cnits_absent\n', { netns: netnsPath(s.hostNs), allowFailure: true });
     expect(r.code).toBe(1);
