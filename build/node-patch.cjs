@@ -27,10 +27,19 @@
 //    instructions. It guards against a corrupted snapshot in the file; the executable's integrity is the
 //    package's to check, and a damaged snapshot fails deserialization anyway. The function, found by its symbol
 //    in the unstripped node, is made to return false (its body must be exactly "mov $1, %eax; ret").
+//
+// 5. The runtime's environment does not configure Node (the node binary). Runtimes pass their whole environment
+//    to plugins, and Node reads two variables before any of our code runs: NODE_OPTIONS (a user's
+//    `--require ./x.js` made every plugin call fail with Node's stack trace and no CNI error; `--inspect` opened
+//    a debugger port or failed "not allowed") and NODE_EXTRA_CA_CERTS (the bundle is parsed at every start:
+//    ~100 ms per call here; we make no TLS connections). Each name's literal that Node's startup passes to getenv
+//    (loaded with `mov $literal, %edi`, found by scanning the executable segments for that instruction) becomes ""
+//    (its first byte NUL), so getenv finds nothing. Other copies of the name (messages, tables) are left alone.
 'use strict';
 const { readFileSync, writeFileSync } = require('node:fs');
 
 const PT_LOAD = 1;
+const PF_X = 1;
 const PF_W = 2;
 
 /**
@@ -39,6 +48,9 @@ const PF_W = 2;
  * bridge ADD's instructions).
  */
 const OFF = ['sparkplug'];
+
+/** Variables Node reads at startup that the runtime's environment must not set for us (see 5. above). */
+const IGNORED_ENV = ['NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS'];
 
 class Elf {
   constructor(bytes) {
@@ -86,6 +98,19 @@ class Elf {
     const [value, def] = hits[0].map((va) => this.offOf(va));
     if (value < 0 || def < 0) throw new Error(`flag ${name} points outside the file`);
     return { value, def };
+  }
+  /** File offsets of the NUL-delimited literals `s` whose address code loads with `mov $imm32, %edi`. */
+  literalsLoadedIntoEdi(s) {
+    const vas = new Map(this.literals(s).map((off) => [this.vaOf(off), off]));
+    const found = new Set();
+    for (const seg of this.segs.filter((x) => x.flags & PF_X)) {
+      const end = seg.off + seg.filesz - 5;
+      for (let at = this.f.indexOf(0xbf, seg.off); at >= 0 && at <= end; at = this.f.indexOf(0xbf, at + 1)) {
+        const off = vas.get(this.f.readUInt32LE(at + 1));
+        if (off !== undefined) found.add(off);
+      }
+    }
+    return [...found];
   }
   /** The address of a symbol from the section headers' symbol table (undefined when stripped or absent). */
   symbol(name) {
@@ -151,6 +176,15 @@ function tuneNode(input, symbols = input) {
     RETURN_FALSE.copy(elf.f, off);
   } catch (e) {
     notDone.push(`snapshot checksum: ${e.message}`);
+  }
+  for (const name of IGNORED_ENV) {
+    try {
+      const at = elf.literalsLoadedIntoEdi(name);
+      if (at.length !== 1) throw new Error(`expected one "${name}" literal passed to getenv, found ${at.length}`);
+      elf.f[at[0]] = 0;
+    } catch (e) {
+      notDone.push(`environment: ${e.message}`);
+    }
   }
   return { bytes: elf.f, notDone: notDone.join('; ') };
 }

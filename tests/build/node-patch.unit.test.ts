@@ -2,7 +2,7 @@
 import { markSnapshotPortable, tuneNode } from '../../build/node-patch.cjs';
 
 /** A fixed-address ELF64 with one writable PT_LOAD covering the file: literals, a flag value and a flag-table entry. */
-function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer; valueOff: number; cliOff: number; sparkValue: number; fnOff: number } {
+function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer; valueOff: number; cliOff: number; sparkValue: number; fnOff: number; env: Record<string, number>; otherCopy: number } {
   const VADDR = 0x400000;
   const f = Buffer.alloc(0x500);
   f.writeUInt32BE(0x7f454c46, 0);
@@ -12,9 +12,9 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   f.writeBigUInt64LE(0x40n, 0x20); // e_phoff
   f.writeUInt16LE(56, 0x36);
   f.writeUInt16LE(1, 0x38);
-  // PT_LOAD, RW, offset 0 -> VADDR, the whole file
+  // PT_LOAD, RWX, offset 0 -> VADDR, the whole file
   f.writeUInt32LE(1, 0x40);
-  f.writeUInt32LE(6, 0x44);
+  f.writeUInt32LE(7, 0x44);
   f.writeBigUInt64LE(0n, 0x48);
   f.writeBigUInt64LE(BigInt(VADDR), 0x50);
   f.writeBigUInt64LE(0x500n, 0x60);
@@ -59,7 +59,18 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   };
   sh(1, 2, 0x330, 48, 2);
   sh(2, 3, 0x2a0, sym.length + 2, 0);
-  return { bytes: f, valueOff, cliOff, sparkValue, fnOff };
+  // The environment variables' names, each loaded by a `mov $literal, %edi` at 0x4d0; another copy not loaded so.
+  const env: Record<string, number> = { NODE_OPTIONS: 0x461, NODE_EXTRA_CA_CERTS: 0x471 };
+  let code = 0x4d0;
+  for (const [name, off] of Object.entries(env)) {
+    f.write(`${name}\0`, off, 'latin1');
+    f[code] = 0xbf;
+    f.writeUInt32LE(VADDR + off, code + 1);
+    code += 5;
+  }
+  const otherCopy = 0x4b1;
+  f.write('NODE_OPTIONS\0', otherCopy, 'latin1');
+  return { bytes: f, valueOff, cliOff, sparkValue, fnOff, env, otherCopy };
 }
 
 describe('node tuning', () => {
@@ -74,6 +85,23 @@ describe('node tuning', () => {
     expect(r.bytes.toString('latin1', cliOff + 1, cliOff + 17)).toBe('-rehash-snapshot');
     // The input is left alone.
     expect(bytes[valueOff]).toBe(1);
+  });
+  test('empties the literals of NODE_OPTIONS and NODE_EXTRA_CA_CERTS that code passes to getenv, and no other copy', () => {
+    const { bytes, env, otherCopy } = fakeNode();
+    const r = tuneNode(bytes);
+    expect(r.notDone).toBe('');
+    for (const [name, off] of Object.entries(env)) {
+      expect(r.bytes[off]).toBe(0);
+      expect(r.bytes.toString('latin1', off + 1, off + name.length)).toBe(name.slice(1));
+    }
+    expect(r.bytes.toString('latin1', otherCopy, otherCopy + 12)).toBe('NODE_OPTIONS');
+  });
+  test('leaves the environment alone when the getenv literal is not found exactly once', () => {
+    const { bytes, env } = fakeNode();
+    bytes[0x4d0] = 0x90; // NODE_OPTIONS is no longer loaded into %edi
+    const r = tuneNode(bytes);
+    expect(r.notDone).toMatch(/environment: expected one "NODE_OPTIONS" literal passed to getenv, found 0/);
+    expect(r.bytes[env.NODE_EXTRA_CA_CERTS!]).toBe(0);
   });
   test('leaves an unexpected binary as it is and says why', () => {
     expect(tuneNode(fakeNode({ pie: true }).bytes).notDone).toMatch(/non-PIE/);

@@ -22,3 +22,16 @@ test.each(PLUGINS)('%s with no CNI_COMMAND prints a code-4 error and exits non-z
   expect(r.code).not.toBe(0);
   expect(JSON.parse(r.stdout)).toMatchObject({ code: 4, msg: expect.stringContaining('CNI_COMMAND') });
 });
+
+test("the runtime's NODE_OPTIONS and NODE_EXTRA_CA_CERTS do not reach Node (build/node-patch.cjs)", async () => {
+  // Runtimes pass their own environment to plugins; unpatched, the preload failed the call with Node's stack
+  // trace, the inspector option was refused, and the missing bundle was warned about on stderr.
+  for (const opts of ['--require /nonexistent/preload.js', '--inspect=127.0.0.1:1']) {
+    const r = await sh(join(PLUGIN_DIR, 'bridge'), [], {
+      env: { PATH: process.env.PATH, CNI_COMMAND: 'VERSION', NODE_OPTIONS: opts, NODE_EXTRA_CA_CERTS: '/nonexistent/ca.pem' },
+      input: '{"cniVersion":"1.0.0"}',
+    });
+    expect({ opts, stderr: r.stderr, code: r.code }).toEqual({ opts, stderr: '', code: 0 });
+    expect(JSON.parse(r.stdout).supportedVersions).toEqual(VERSIONS);
+  }
+});
