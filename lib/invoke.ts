@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { CniError, configError, ErrorCode, internalError } from './errors';
-import { traceSpawn } from './exec';
+import { endInput, traceSpawn } from './exec';
 import { runPlugin, type Command, type Plugin } from './skel';
 import { parseResult, type Result } from './types/result';
 import { rehearsal } from './rehearsal';
@@ -104,7 +104,7 @@ function execPlugin(file: string, stdin: Buffer, env: Record<string, string | un
       traceSpawn(started, `${file} (CNI_COMMAND=${env.CNI_COMMAND})`, code);
       resolve({ code: code ?? 1, stdout: Buffer.concat(out).toString() });
     });
-    child.stdin.end(stdin);
+    endInput(child.stdin, stdin);
   });
 }
 

@@ -115,6 +115,8 @@ export async function add(a: CmdArgs): Promise<Result> {
     return done;
   };
   const attached = attachLines.length ? hostBatch(listGateways ? [...attachLines, listLine] : attachLines) : undefined;
+  let attachedDone = false;
+  void attached?.then(() => (attachedDone = true), () => undefined);
   const inContainer = conf.ipamType || !conf.disableContainerInterface ? startInNetns(a.netns) : undefined;
   const undo: Array<() => Promise<unknown>> = [
     async () => {
@@ -140,8 +142,6 @@ export async function add(a: CmdArgs): Promise<Result> {
     if (conf.macSpoofChk) undo.push(() => teardownSpoofCheck(a.containerID, a.ifname));
 
     const steps: Array<Promise<unknown>> = [];
-    // The rules need only the addresses.
-    if (fw && plan.masquerade.length) steps.push(fw.addMasquerade(masq));
     // The container's addresses and routes need its interface; its default route needs no gateway address yet.
     steps.push(
       vethReady.then(async () => {
@@ -165,6 +165,9 @@ export async function add(a: CmdArgs): Promise<Result> {
         if (vlanLines.length) await run('bridge', ['-batch', '-'], { input: vlanLines.join('\n') + '\n' });
       }),
     );
+    // The rules need only the addresses. Spawning their process holds this thread for 1-2 ms (fork and exec of
+    // a large process), so when the veth is already there the container's work, the longer path, is sent first.
+    if (fw && plan.masquerade.length) steps.push(attachedDone ? vethReady.then(() => fw.addMasquerade(masq)) : fw.addMasquerade(masq));
     if (conf.macSpoofChk) steps.push(vethReady.then(() => setupSpoofCheck(hostVeth, plan.result.interfaces![2]!.mac!, a.containerID, a.ifname)));
     const settled = await Promise.allSettled(steps);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
