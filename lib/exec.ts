@@ -83,6 +83,11 @@ export interface FedProcess {
   finish(): Promise<RunResult>;
   /** Kills the process (its input is abandoned) and waits for it to go. */
   abort(): Promise<void>;
+  /**
+   * Resolves with `pred`'s first value over the output so far, asked as output arrives; with its last answer
+   * (undefined, as a rule) when the process has ended without one.
+   */
+  until<T>(pred: (stdout: string, stderr: string) => T | undefined): Promise<T | undefined>;
 }
 
 function failure(shown: string, r: RunResult & { signal?: string | null }): ExecError {
@@ -132,7 +137,7 @@ export function start(cmd: string, args: readonly string[], opts: Omit<RunOption
   if (rehearsal.on) {
     const done = Promise.resolve().then(() => finished({ code: 0, stdout: '', stderr: '' }));
     done.catch(() => undefined);
-    return { write: () => undefined, finish: () => done, abort: () => done.then(() => undefined, () => undefined) };
+    return { write: () => undefined, finish: () => done, abort: () => done.then(() => undefined, () => undefined), until: async () => undefined };
   }
   const child = spawn(file, argv, { stdio: ['pipe', 'pipe', 'pipe'], env: (opts.env ?? process.env) as NodeJS.ProcessEnv });
   const out: Buffer[] = [];
@@ -143,6 +148,8 @@ export function start(cmd: string, args: readonly string[], opts: Omit<RunOption
   }, timeoutMs);
   child.stdout.on('data', (d: Buffer) => out.push(d));
   child.stderr.on('data', (d: Buffer) => err.push(d));
+  let closed = false;
+  child.on('close', () => (closed = true));
   // Set while the outcome is open; the first of the child's close and `doneWhen`'s verdict settles it.
   let settle: { resolve: (r: RunResult) => void; reject: (e: unknown) => void } | undefined;
   let poll: ReturnType<typeof setInterval> | undefined;
@@ -206,6 +213,26 @@ export function start(cmd: string, args: readonly string[], opts: Omit<RunOption
         () => undefined,
       );
     },
+    until: (pred) =>
+      new Promise((resolve) => {
+        const ask = () => pred(Buffer.concat(out).toString(), Buffer.concat(err).toString());
+        const stop = (v: ReturnType<typeof pred>) => {
+          child.stdout.off('data', check);
+          child.stderr.off('data', check);
+          child.off('close', ended);
+          resolve(v);
+        };
+        const check = () => {
+          const v = ask();
+          if (v !== undefined) stop(v);
+        };
+        const ended = () => stop(ask());
+        if (closed) return resolve(ask());
+        child.stdout.on('data', check);
+        child.stderr.on('data', check);
+        child.on('close', ended);
+        check();
+      }),
   };
 }
 
@@ -356,5 +383,46 @@ export async function nftApply(script: string, opts: NftApplyOptions = {}): Prom
   if (r.code !== 0 && !opts.allowFailure) throw failure(`nft -f -${where}`, r);
   return r;
 }
+/** The cue after a listing in `nftListThenApply` (a syntax error, as NFT_COMMIT_CUE). */
+const NFT_LISTED_CUE = '%cni-listed';
+
+/**
+ * Lists, then applies what the listing calls for, in one `nft -a -i` process instead of a listing and then a
+ * transaction (one process start less: bridge's nftables DEL). nft -i writes a command's output before it reads
+ * the next line, so the listing is whole once nft has complained about a cue line after it and the table's
+ * closing brace is on stdout. `decide` gets the listing (null when the list failed: no such table or chain) and
+ * returns the script to apply, or nothing. The script is one transaction, scoped as nftApply's `scopeChain`
+ * (so it takes no turn), and resolves at its commit. Undefined when this nft has no interactive mode or the
+ * script is too long for one line: the caller lists and applies as before.
+ */
+export async function nftListThenApply(
+  list: string,
+  decide: (listing: string | null) => string | undefined,
+  opts: RunOptions & { scopeChain: string },
+): Promise<{ listing: string | null; applied?: RunResult } | undefined> {
+  const { scopeChain, ...runOpts } = opts;
+  let sentAt = -1;
+  const doneWhen = (stderr: string) => (sentAt >= 0 ? interactiveOutcome(stderr.slice(sentAt)) : undefined);
+  const env = { ...(opts.env ?? process.env), HOME: '/dev/null' };
+  const p = start('nft', ['-a', '-i'], { ...runOpts, env, allowFailure: true, doneWhen });
+  p.write(`${list}\n${NFT_LISTED_CUE}\n`);
+  const listed = await p.until((stdout, stderr) => {
+    const cue = stderr.indexOf(`\n${NFT_LISTED_CUE}\n`);
+    if (cue < 0) return undefined;
+    if (/(^|\n)Error:/.test(stderr.slice(0, Math.max(0, stderr.lastIndexOf('Error:', cue))))) return { listing: null, errLength: stderr.length };
+    return stdout.endsWith('}\n') ? { listing: stdout, errLength: stderr.length } : undefined;
+  });
+  const line = (script: string) => [...script.split('\n'), `list chain ${scopeChain}`].map((l) => l.trim()).filter(Boolean).join(' ; ');
+  const script = listed ? decide(listed.listing) : undefined;
+  if (!listed || !script || line(script).length > NFT_INTERACTIVE_MAX_LINE) {
+    await p.finish().catch(() => undefined);
+    return listed && (!script || line(script).length <= NFT_INTERACTIVE_MAX_LINE) ? { listing: listed.listing } : undefined;
+  }
+  sentAt = listed.errLength;
+  p.write(`${line(script)}\n${NFT_COMMIT_CUE}\n`);
+  const applied = await p.finish();
+  return { listing: listed.listing, applied };
+}
+
 /** flock's exit status when it gave up waiting for the namespace's nft lock (nft itself exits 0 or 1). */
 const NFT_LOCK_TIMED_OUT = 75;

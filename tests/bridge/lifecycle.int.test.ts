@@ -95,6 +95,11 @@ d.each(BACKENDS)('bridge lifecycle (%s)', (backend) => {
       }
       // The veth delete is done once the link is gone from /sys, not when ip exits.
       if (!IS_REFERENCE) expect(readFileSync(trace, 'utf8')).toMatch(/ip -batch - -> 0 \(done; its exit not awaited\)/);
+      // nftables: the masquerade rules are listed and removed by one nft process (natState below: removed).
+      if (!IS_REFERENCE && backend === 'nftables') {
+        const nfts = readFileSync(trace, 'utf8').split('\n').filter((l) => /^\d+ms (flock .* )?nft /.test(l));
+        expect(nfts).toEqual([expect.stringMatching(/^\d+ms nft -a -i -> 0 \(done; its exit not awaited\)/)]);
+      }
       await expectClean(s, bridge);
       // Same container ID and ifname, so the same host veth name, right away.
       const again = await call(s, 'ADD', conf, 'life1', ns);

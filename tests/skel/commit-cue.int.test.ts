@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { failedAtLine, interactiveOutcome, iptablesRestore, nftApply } from '../../lib/exec';
+import { failedAtLine, interactiveOutcome, iptablesRestore, nftApply, nftListThenApply } from '../../lib/exec';
 import { canUseNetns, netnsPath, withSandbox } from '../helpers/netns';
 
 const maybe = canUseNetns() ? test : test.skip;
@@ -119,6 +119,54 @@ maybe('an nft built without interactive mode gets the same script with -f', asyn
       });
       expect(trace).toEqual([expect.stringMatching(/nft -i \(in netns \S+\) -> 1 \(from/), expect.stringMatching(/nft -f - \(in netns \S+\) -> 0 \(from/)]);
       expect((await s.exec('nft', ['list', 'table', 'inet', 'cnits_noi'])).stdout).not.toContain('chain c1');
+    } finally {
+      rmSync(bin, { recursive: true, force: true });
+    }
+  });
+});
+
+maybe('nftListThenApply lists and applies what the listing calls for in one nft process, at its commit', async () => {
+  await withSandbox(async (s) => {
+    const netns = netnsPath(s.hostNs);
+    await nftApply('add table inet cnits_lta\nadd chain inet cnits_lta scope\nadd chain inet cnits_lta c\nadd rule inet cnits_lta c counter comment "ours"\nadd rule inet cnits_lta c counter comment "theirs"\n', { netns });
+    const seen: Array<string | null> = [];
+    const ours = (listing: string | null) => {
+      seen.push(listing);
+      const handle = /comment "ours" # handle (\d+)/.exec(listing ?? '')?.[1];
+      return handle ? `delete rule inet cnits_lta c handle ${handle}\n` : undefined;
+    };
+    const trace = await traced(async () => {
+      const r = await nftListThenApply('list chain inet cnits_lta c', ours, { netns, scopeChain: 'inet cnits_lta scope' });
+      expect(r?.applied).toMatchObject({ code: 0 });
+    });
+    expect(seen[0]).toMatch(/comment "ours" # handle \d+\n[\s\S]*comment "theirs"[\s\S]*\}\n$/);
+    expect(trace).toEqual([expect.stringMatching(/^\d+ms nft -a -i \(in netns \S+\) -> 0 \(done; its exit not awaited\)/)]);
+    const left = (await s.exec('nft', ['list', 'chain', 'inet', 'cnits_lta', 'c'])).stdout;
+    expect(left).not.toContain('"ours"');
+    expect(left).toContain('"theirs"');
+    // Nothing called for: nothing applied. No such chain: the listing is null.
+    expect(await nftListThenApply('list chain inet cnits_lta c', ours, { netns, scopeChain: 'inet cnits_lta scope' })).toEqual({ listing: expect.stringContaining('theirs') });
+    expect(await nftListThenApply('list chain inet cnits_lta absent', ours, { netns, scopeChain: 'inet cnits_lta scope' })).toEqual({ listing: null });
+    expect(seen.at(-1)).toBeNull();
+    // A failing script (its scope chain is missing) is reported, not thrown; the rule stays.
+    await nftApply('add rule inet cnits_lta c counter comment "ours"\n', { netns });
+    const failed = await nftListThenApply('list chain inet cnits_lta c', ours, { netns, scopeChain: 'inet cnits_lta nochain' });
+    expect(failed?.applied).toMatchObject({ code: 1, stderr: expect.stringMatching(/No such file or directory/) });
+    expect((await s.exec('nft', ['list', 'chain', 'inet', 'cnits_lta', 'c'])).stdout).toContain('"ours"');
+  });
+});
+
+maybe('nftListThenApply without an interactive nft says so (undefined), and changes nothing', async () => {
+  await withSandbox(async (s) => {
+    const netns = netnsPath(s.hostNs);
+    const bin = mkdtempSync(join(tmpdir(), 'nft-noi-'));
+    try {
+      writeFileSync(join(bin, 'nft'), `#!/bin/sh\ncase " $* " in *" -i "*) echo 'Error: interactive CLI not supported in this build' >&2; exit 1;; esac\nexec ${nftPath} "$@"\n`, { mode: 0o755 });
+      await nftApply('add table inet cnits_lti\nadd chain inet cnits_lti c\nadd rule inet cnits_lti c counter comment "ours"\n', { netns });
+      const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+      const r = await nftListThenApply('list chain inet cnits_lti c', () => 'flush chain inet cnits_lti c\n', { netns, env, scopeChain: 'inet cnits_lti c' });
+      expect(r).toBeUndefined();
+      expect((await s.exec('nft', ['list', 'chain', 'inet', 'cnits_lti', 'c'])).stdout).toContain('"ours"');
     } finally {
       rmSync(bin, { recursive: true, force: true });
     }

@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { CniError, ErrorCode } from '../../errors';
-import { nftApply, run } from '../../exec';
+import { nftApply, nftListThenApply, run } from '../../exec';
 import { formatIp, parseCidr, subnetText } from '../../ip';
 import type { AttachmentKey, MasqueradeRequest } from '../driver';
 
@@ -126,10 +126,22 @@ export async function addMasquerade(r: MasqueradeRequest): Promise<void> {
 }
 
 export async function delMasquerade(r: MasqueradeRequest): Promise<boolean> {
+  const prefix = instanceHash(r.network, r.ifname, r.containerID);
+  const oursIn = (rules: ListedRule[]) => rules.filter((x) => x.comment.startsWith(prefix));
+  // The listing and the removal in one nft process, one process start less; as before, a removal that fails
+  // scoped (a table without postrouting, made by hand) is retried unscoped.
+  let ours: ListedRule[] = [];
+  const session = await nftListThenApply(`list chain ${TABLE} ${CHAIN}`, (listing) => {
+    ours = listing === null ? [] : oursIn(parseChain(listing));
+    return ours.length ? deleteScript(ours) : undefined;
+  }, { scopeChain: POSTROUTING });
+  if (session) {
+    if (session.applied && session.applied.code !== 0) await nftApply(deleteScript(ours), { resolveAtCommit: true });
+    return ours.length > 0;
+  }
   const rules = await listRules();
   if (!rules) return false;
-  const prefix = instanceHash(r.network, r.ifname, r.containerID);
-  const ours = rules.filter((x) => x.comment.startsWith(prefix));
+  ours = oursIn(rules);
   if (ours.length) await deleteRules(ours);
   return ours.length > 0;
 }
