@@ -424,5 +424,28 @@ export async function nftListThenApply(
   return { listing: listed.listing, applied };
 }
 
+/**
+ * `nft -f -` started now, its script given later: nftApply for a scoped or tables-only script (which takes no
+ * turn), with nft's start (~2 ms: its libraries, the spawn) done while the caller waits for something else.
+ * Either `apply` or `cancel` must follow; a process never given its script ends with ours (end of input).
+ */
+export function prepareNftApply(opts: Omit<NftApplyOptions, 'resolveAtCommit'> & ({ scopeChain: string } | { tablesOnly: true })): {
+  apply(script: string): Promise<RunResult>;
+  cancel(): Promise<void>;
+} {
+  const { scopeChain, tablesOnly: _, ...runOpts } = opts as NftApplyOptions;
+  const p = start('nft', ['-f', '-'], { ...runOpts, allowFailure: true });
+  const where = opts.netns ? ` (in netns ${opts.netns})` : '';
+  return {
+    async apply(script) {
+      p.write(scopeChain ? `${script.trimEnd()}\nlist chain ${scopeChain}\n` : script);
+      const r = await p.finish();
+      if (r.code !== 0 && !opts.allowFailure) throw failure(`nft -f -${where}`, r);
+      return r;
+    },
+    cancel: () => p.abort(),
+  };
+}
+
 /** flock's exit status when it gave up waiting for the namespace's nft lock (nft itself exits 0 or 1). */
 const NFT_LOCK_TIMED_OUT = 75;

@@ -44,12 +44,23 @@ export interface HostportRequest extends AttachmentKey {
   conditionsV6?: string[];
 }
 
+export interface PreparedMasquerade {
+  add(r: MasqueradeRequest): Promise<void>;
+  /** Nothing is applied. */
+  cancel(): Promise<void>;
+}
+
 export interface FirewallDriver {
   readonly name: BackendName;
   /** Whether this backend works here (tools present, kernel answers). May spawn; not for the ADD hot path. */
   available(): Promise<boolean>;
 
   addMasquerade(r: MasqueradeRequest): Promise<void>;
+  /**
+   * Starts what addMasquerade will run before the addresses are known (bridge calls it while IPAM works), so the
+   * process's start is off the ADD's path; `add` is then addMasquerade. Either `add` or `cancel` must follow.
+   */
+  prepareMasquerade?(): PreparedMasquerade;
   /**
    * Removes the attachment's masquerade; `addresses` may be empty (rules are found by network + container ID).
    * Resolves true when something was there to remove (so a caller can skip looking in the other backend).

@@ -7,6 +7,7 @@
  */
 import { configError, envError, CniError, ErrorCode } from '../../lib/errors';
 import { ExecError, run } from '../../lib/exec';
+import type { PreparedMasquerade } from '../../lib/firewall/driver';
 import { firewall, onPath } from '../../lib/firewall/select';
 import { findInPath, withIpamAdd } from '../../lib/invoke';
 import { batchWord, startTolerantBatch, type BatchDone, type BatchLine } from '../../lib/net/batch';
@@ -124,6 +125,9 @@ export async function add(a: CmdArgs): Promise<Result> {
     },
   ];
 
+  // The masquerade's process, started while IPAM works (below).
+  let prepared: PreparedMasquerade | undefined;
+
   const attach = async (ipam?: Result): Promise<Result> => {
     if (ipam && !ipam.ips?.length) throw new CniError(ErrorCode.Internal, `ipam.type ${conf.ipamType}: returned no IP addresses`);
     const plan = planAdd({ ...base, ...(ipam ? { ipam } : {}) });
@@ -167,7 +171,10 @@ export async function add(a: CmdArgs): Promise<Result> {
     );
     // The rules need only the addresses. Spawning their process holds this thread for 1-2 ms (fork and exec of
     // a large process), so when the veth is already there the container's work, the longer path, is sent first.
-    if (fw && plan.masquerade.length) steps.push(attachedDone ? vethReady.then(() => fw.addMasquerade(masq)) : fw.addMasquerade(masq));
+    if (fw && plan.masquerade.length) {
+      const addMasq = () => (prepared ? prepared.add(masq) : fw.addMasquerade(masq));
+      steps.push(attachedDone ? vethReady.then(addMasq) : addMasq());
+    } else if (prepared) steps.push(prepared.cancel());
     if (conf.macSpoofChk) steps.push(vethReady.then(() => setupSpoofCheck(hostVeth, plan.result.interfaces![2]!.mac!, a.containerID, a.ifname)));
     const settled = await Promise.allSettled(steps);
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -185,11 +192,16 @@ export async function add(a: CmdArgs): Promise<Result> {
 
   try {
     if (!conf.ipamType) return await attach();
-    return await withIpamAdd(conf.ipamType, a.version, { stdin: a.stdin, env: a.env, path: a.path, field: 'ipam.type' }, attach);
+    const added = withIpamAdd(conf.ipamType, a.version, { stdin: a.stdin, env: a.env, path: a.path, field: 'ipam.type' }, attach);
+    // Started while IPAM works (its lock helper is already spawned), so the rules' process is up when the
+    // addresses come; attach (after IPAM's result) finds it.
+    prepared = fw?.prepareMasquerade?.();
+    return await added;
   } catch (e) {
     // Let the host batches finish what they were sent (so nothing is half made), stop the container process, undo.
     await Promise.all(batches);
     await inContainer?.abort();
+    await prepared?.cancel();
     for (const u of undo) await u().catch((err: Error) => process.stderr.write(`bridge: undo after failed ADD: ${err.message}\n`));
     throw e;
   }

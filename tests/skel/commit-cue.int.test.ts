@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { failedAtLine, interactiveOutcome, iptablesRestore, nftApply, nftListThenApply } from '../../lib/exec';
+import { failedAtLine, interactiveOutcome, iptablesRestore, nftApply, nftListThenApply, prepareNftApply } from '../../lib/exec';
 import { canUseNetns, netnsPath, withSandbox } from '../helpers/netns';
 
 const maybe = canUseNetns() ? test : test.skip;
@@ -170,5 +170,29 @@ maybe('nftListThenApply without an interactive nft says so (undefined), and chan
     } finally {
       rmSync(bin, { recursive: true, force: true });
     }
+  });
+});
+
+maybe('prepareNftApply starts nft at once and applies the script given later, as nftApply would', async () => {
+  await withSandbox(async (s) => {
+    const netns = netnsPath(s.hostNs);
+    await nftApply('add table inet cnits_prep\nadd chain inet cnits_prep scope\nadd chain inet cnits_prep c\n', { netns });
+    const trace = await traced(async () => {
+      const nft = prepareNftApply({ netns, scopeChain: 'inet cnits_prep scope' });
+      await new Promise((r) => setTimeout(r, 300));
+      const r = await nft.apply('add rule inet cnits_prep c counter comment "later"\n');
+      // The scope's listing is the transaction's own output.
+      expect(r).toMatchObject({ code: 0, stdout: expect.stringContaining('chain scope') });
+    });
+    // One process, started when prepared: it ran through the wait.
+    expect(trace).toEqual([expect.stringMatching(/^\d+ms nft -f - \(in netns \S+\) -> 0/)]);
+    expect(Number(/^(\d+)ms/.exec(trace[0]!)![1])).toBeGreaterThanOrEqual(300);
+    expect((await s.exec('nft', ['list', 'chain', 'inet', 'cnits_prep', 'c'])).stdout).toContain('"later"');
+    // A failing script fails as a whole (allowFailure: reported); cancel applies nothing.
+    const bad = prepareNftApply({ netns, allowFailure: true, scopeChain: 'inet cnits_prep absent' });
+    expect(await bad.apply('add rule inet cnits_prep c counter comment "never"\n')).toMatchObject({ code: 1 });
+    const unused = prepareNftApply({ netns, scopeChain: 'inet cnits_prep scope' });
+    await unused.cancel();
+    expect((await s.exec('nft', ['list', 'chain', 'inet', 'cnits_prep', 'c'])).stdout).not.toContain('"never"');
   });
 });

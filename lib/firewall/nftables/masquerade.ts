@@ -11,9 +11,9 @@
  */
 import { createHash } from 'node:crypto';
 import { CniError, ErrorCode } from '../../errors';
-import { nftApply, nftListThenApply, run } from '../../exec';
+import { nftApply, nftListThenApply, prepareNftApply, run, type RunResult } from '../../exec';
 import { formatIp, parseCidr, subnetText } from '../../ip';
-import type { AttachmentKey, MasqueradeRequest } from '../driver';
+import type { AttachmentKey, MasqueradeRequest, PreparedMasquerade } from '../driver';
 
 export const TABLE = 'inet cni_plugins_masquerade';
 export const CHAIN = 'masq_checks';
@@ -117,12 +117,27 @@ export async function available(): Promise<boolean> {
   }
 }
 
-export async function addMasquerade(r: MasqueradeRequest): Promise<void> {
-  if (!r.addresses.length) return;
-  const added = await nftApply(rulesScript(r), { allowFailure: true, scopeChain: POSTROUTING });
+/** After the rules' transaction: nothing more, or the skeleton when the table is missing or damaged. */
+async function healIfNeeded(r: MasqueradeRequest, added: RunResult): Promise<void> {
   if (added.code === 0 && postroutingIntact(added.stdout)) return;
   // No table yet (the rules were not added), or a damaged postrouting (they were): the skeleton, healed.
   await nftApply(added.code === 0 ? skeletonScript() : skeletonScript() + rulesScript(r), { resolveAtCommit: true, scopeChain: POSTROUTING });
+}
+
+export async function addMasquerade(r: MasqueradeRequest): Promise<void> {
+  if (!r.addresses.length) return;
+  await healIfNeeded(r, await nftApply(rulesScript(r), { allowFailure: true, scopeChain: POSTROUTING }));
+}
+
+export function prepareMasquerade(): PreparedMasquerade {
+  const nft = prepareNftApply({ allowFailure: true, scopeChain: POSTROUTING });
+  return {
+    async add(r) {
+      if (!r.addresses.length) return nft.cancel();
+      await healIfNeeded(r, await nft.apply(rulesScript(r)));
+    },
+    cancel: () => nft.cancel(),
+  };
 }
 
 export async function delMasquerade(r: MasqueradeRequest): Promise<boolean> {
