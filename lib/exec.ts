@@ -342,6 +342,12 @@ export interface NftApplyOptions extends RunOptions {
   tablesOnly?: boolean;
 }
 
+/** HOME=/dev/null: nft's interactive mode reads and rewrites $HOME/.nft.history; this way it cannot. */
+const interactiveEnv = (opts: RunOptions) => ({ ...(opts.env ?? process.env), HOME: '/dev/null' });
+
+/** The script with its scope's listing as the last command (see NftApplyOptions.scopeChain). */
+const scoped = (script: string, scopeChain?: string) => (scopeChain ? `${script.trimEnd()}\nlist chain ${scopeChain}\n` : script);
+
 /** Applies an nft script as one transaction. */
 export async function nftApply(script: string, opts: NftApplyOptions = {}): Promise<RunResult> {
   // Scripts that may make nft fetch the whole ruleset take turns per network namespace. nft 1.0.x dumps every
@@ -353,7 +359,7 @@ export async function nftApply(script: string, opts: NftApplyOptions = {}): Prom
   // nothing; they skip the turn, which would also be held through nft's exit (an RCU grace period after a
   // removal or re-declaration) and cost a flock process.
   const { resolveAtCommit, scopeChain, tablesOnly, ...runOpts } = opts;
-  if (scopeChain) script = `${script.trimEnd()}\nlist chain ${scopeChain}\n`;
+  script = scoped(script, scopeChain);
   const secs = Math.max(1, Math.ceil((opts.timeoutMs ?? DEFAULT_TIMEOUT_MS) / 1000) - 2);
   const unlocked = !!scopeChain || !!tablesOnly;
   const spawnNft = (nftArgs: string[], input: string, extra: RunOptions = {}) =>
@@ -365,8 +371,7 @@ export async function nftApply(script: string, opts: NftApplyOptions = {}): Prom
   const timedOut = (r: RunResult) => new ExecError(ErrorCode.TryAgainLater, `nft${where}: waited ${secs} s for the other nft transactions of this network namespace`, r.stderr.trim(), r);
   const line = script.split('\n').map((l) => l.trim()).filter(Boolean).join(' ; ');
   if (resolveAtCommit && line.length <= NFT_INTERACTIVE_MAX_LINE) {
-    // HOME=/dev/null: the interactive mode reads and rewrites $HOME/.nft.history; this way it cannot.
-    const env = { ...(opts.env ?? process.env), HOME: '/dev/null' };
+    const env = interactiveEnv(opts);
     // The complaint about the cue always comes before the exit, so a verdict, if any, is `doneWhen`'s.
     let verdict: RunResult | undefined;
     const doneWhen = (stderr: string) => (verdict = interactiveOutcome(stderr));
@@ -403,8 +408,7 @@ export async function nftListThenApply(
   const { scopeChain, ...runOpts } = opts;
   let sentAt = -1;
   const doneWhen = (stderr: string) => (sentAt >= 0 ? interactiveOutcome(stderr.slice(sentAt)) : undefined);
-  const env = { ...(opts.env ?? process.env), HOME: '/dev/null' };
-  const p = start('nft', ['-a', '-i'], { ...runOpts, env, allowFailure: true, doneWhen });
+  const p = start('nft', ['-a', '-i'], { ...runOpts, env: interactiveEnv(opts), allowFailure: true, doneWhen });
   p.write(`${list}\n${NFT_LISTED_CUE}\n`);
   const listed = await p.until((stdout, stderr) => {
     const cue = stderr.indexOf(`\n${NFT_LISTED_CUE}\n`);
@@ -412,7 +416,7 @@ export async function nftListThenApply(
     if (/(^|\n)Error:/.test(stderr.slice(0, Math.max(0, stderr.lastIndexOf('Error:', cue))))) return { listing: null, errLength: stderr.length };
     return stdout.endsWith('}\n') ? { listing: stdout, errLength: stderr.length } : undefined;
   });
-  const line = (script: string) => [...script.split('\n'), `list chain ${scopeChain}`].map((l) => l.trim()).filter(Boolean).join(' ; ');
+  const line = (script: string) => scoped(script, scopeChain).split('\n').map((l) => l.trim()).filter(Boolean).join(' ; ');
   const script = listed ? decide(listed.listing) : undefined;
   if (!listed || !script || line(script).length > NFT_INTERACTIVE_MAX_LINE) {
     await p.finish().catch(() => undefined);
@@ -438,7 +442,7 @@ export function prepareNftApply(opts: Omit<NftApplyOptions, 'resolveAtCommit'> &
   const where = opts.netns ? ` (in netns ${opts.netns})` : '';
   return {
     async apply(script) {
-      p.write(scopeChain ? `${script.trimEnd()}\nlist chain ${scopeChain}\n` : script);
+      p.write(scoped(script, scopeChain));
       const r = await p.finish();
       if (r.code !== 0 && !opts.allowFailure) throw failure(`nft -f -${where}`, r);
       return r;
