@@ -4,6 +4,8 @@
  * throwaway namespaces. Scenarios: idle; 200 and 500 containers attached; 20,000 kube-proxy-style NAT rules;
  * 50 parallel ADDs; host-local ADD in a 99%-full /16; VERSION against `node -e 0`. Prints a table of medians
  * and ratios ours/reference, the processes each of our commands spawns, and writes everything to a JSON file.
+ * The attached scenarios also measure ours on hosts kept at 1 attached container, in the same rounds ("@1"),
+ * for ours at N against ours at 1.
  *
  * Options: --rounds N (default 7), --only a,b (scenario names), --json FILE (default bench-results.json),
  *          --attached 200,500, --busy-rules 20000.
@@ -73,6 +75,15 @@ const allImpls: Impl[] = [
 ];
 const impls = allImpls;
 const ref = impls.find((i) => i.name === 'reference');
+/**
+ * Ours again, each in a host that stays at 1 attached container, measured in the same rounds as the attached
+ * scenarios: "ours at N against ours at 1" then compares samples taken side by side, not two scenarios minutes
+ * apart (this machine's speed drifts by 30% between them).
+ */
+const atOne: Impl[] = [
+  { name: 'ours-iptables @1', dir: ours, backend: 'iptables', bridge: `bb1i${tag}`, subnet: '198.18.12.0/22', network: `b1i${tag}`, dataDir: join(work, 'oi1'), portBase: 2000, host: host('oi1') },
+  { name: 'ours-nftables @1', dir: ours, backend: 'nftables', bridge: `bb1n${tag}`, subnet: '198.18.16.0/22', network: `b1n${tag}`, dataDir: join(work, 'on1'), portBase: 11000, host: host('on1') },
+];
 
 let seq = 0;
 function newAttach(impl: Impl): Attach & { ns: string } {
@@ -115,8 +126,8 @@ async function measure(scenario: string, rounds: number, only: Impl[] = impls): 
 }
 
 const attached = new Map<string, Array<{ a: Attach & { ns: string }; result: unknown }>>();
-async function attachUpTo(n: number): Promise<void> {
-  for (const impl of impls) {
+async function attachUpTo(n: number, which: Impl[] = impls): Promise<void> {
+  for (const impl of which) {
     const list = attached.get(impl.name) ?? [];
     attached.set(impl.name, list);
     // A few at a time: the point is the state they leave, not how fast they got there.
@@ -128,7 +139,7 @@ async function attachUpTo(n: number): Promise<void> {
   }
 }
 async function detachAll(): Promise<void> {
-  for (const impl of impls) {
+  for (const impl of [...impls, ...atOne]) {
     for (const { a, result } of attached.get(impl.name) ?? []) {
       await chainDel(impl, a, result);
       delNs(a.ns);
@@ -219,11 +230,25 @@ async function main(): Promise<void> {
     extra.processesPerCommand = spawns;
     console.log('processes spawned per command (median):', JSON.stringify(spawns), '\n');
   }
+  const growth: Record<string, Record<string, number>> = {};
   for (const n of ATTACHED) {
     if (!run(`attached-${n}`)) continue;
     await attachUpTo(n);
-    await measure(`${n} attached`, ROUNDS);
+    await attachUpTo(1, atOne);
+    const scenario = `${n} attached`;
+    await measure(scenario, ROUNDS, [...impls, ...atOne]);
+    // Ours at N against ours at 1, from the same rounds.
+    const row = (name: string) => rows.find((r) => r.scenario === scenario && r.impl === name);
+    for (const one of atOne) {
+      const at = row(one.name.replace(' @1', ''));
+      const base = row(one.name);
+      if (!at || !base) continue;
+      (growth[scenario] ??= {})[`${at.impl} ADD`] = median(at.add) / median(base.add);
+      growth[scenario]![`${at.impl} DEL`] = median(at.del) / median(base.del);
+    }
+    console.log(`ours at ${n} attached against ours at 1 in the same rounds:`, JSON.stringify(growth[scenario], (_, v: unknown) => (typeof v === 'number' ? Number(v.toFixed(2)) : v)), '\n');
   }
+  if (Object.keys(growth).length) extra.oursAtNVersusAt1 = growth;
   await detachAll();
 
   if (run('busy')) {
