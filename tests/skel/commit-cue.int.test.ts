@@ -105,23 +105,28 @@ maybe('an nft removal resolves at its commit, in one transaction, and leaves $HO
   });
 });
 
+/** Runs fn with an env whose nft behaves as one built --without-cli (for -i) and is the real nft otherwise. */
+async function withoutInteractiveNft(fn: (env: NodeJS.ProcessEnv) => Promise<void>): Promise<void> {
+  const bin = mkdtempSync(join(tmpdir(), 'nft-noi-'));
+  try {
+    writeFileSync(join(bin, 'nft'), `#!/bin/sh\ncase " $* " in *" -i "*) echo 'Error: interactive CLI not supported in this build' >&2; exit 1;; esac\nexec ${nftPath} "$@"\n`, { mode: 0o755 });
+    await fn({ ...process.env, PATH: `${bin}:${process.env.PATH}` });
+  } finally {
+    rmSync(bin, { recursive: true, force: true });
+  }
+}
+
 maybe('an nft built without interactive mode gets the same script with -f', async () => {
   await withSandbox(async (s) => {
     const netns = netnsPath(s.hostNs);
-    const bin = mkdtempSync(join(tmpdir(), 'nft-noi-'));
-    try {
-      // What nft prints when built --without-cli, and otherwise the real nft.
-      writeFileSync(join(bin, 'nft'), `#!/bin/sh\n[ "$1" = -i ] && { echo 'Error: interactive CLI not supported in this build' >&2; exit 1; }\nexec ${nftPath} "$@"\n`, { mode: 0o755 });
-      const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
+    await withoutInteractiveNft(async (env) => {
       await nftApply('add table inet cnits_noi\nadd chain inet cnits_noi c1\n', { netns });
       const trace = await traced(async () => {
         expect(await nftApply('delete chain inet cnits_noi c1\n', { netns, env, resolveAtCommit: true })).toMatchObject({ code: 0 });
       });
       expect(trace).toEqual([expect.stringMatching(/nft -i \(in netns \S+\) -> 1 \(from/), expect.stringMatching(/nft -f - \(in netns \S+\) -> 0 \(from/)]);
       expect((await s.exec('nft', ['list', 'table', 'inet', 'cnits_noi'])).stdout).not.toContain('chain c1');
-    } finally {
-      rmSync(bin, { recursive: true, force: true });
-    }
+    });
   });
 });
 
@@ -159,17 +164,12 @@ maybe('nftListThenApply lists and applies what the listing calls for in one nft 
 maybe('nftListThenApply without an interactive nft says so (undefined), and changes nothing', async () => {
   await withSandbox(async (s) => {
     const netns = netnsPath(s.hostNs);
-    const bin = mkdtempSync(join(tmpdir(), 'nft-noi-'));
-    try {
-      writeFileSync(join(bin, 'nft'), `#!/bin/sh\ncase " $* " in *" -i "*) echo 'Error: interactive CLI not supported in this build' >&2; exit 1;; esac\nexec ${nftPath} "$@"\n`, { mode: 0o755 });
+    await withoutInteractiveNft(async (env) => {
       await nftApply('add table inet cnits_lti\nadd chain inet cnits_lti c\nadd rule inet cnits_lti c counter comment "ours"\n', { netns });
-      const env = { ...process.env, PATH: `${bin}:${process.env.PATH}` };
       const r = await nftListThenApply('list chain inet cnits_lti c', () => 'flush chain inet cnits_lti c\n', { netns, env, scopeChain: 'inet cnits_lti c' });
       expect(r).toBeUndefined();
       expect((await s.exec('nft', ['list', 'chain', 'inet', 'cnits_lti', 'c'])).stdout).toContain('"ours"');
-    } finally {
-      rmSync(bin, { recursive: true, force: true });
-    }
+    });
   });
 });
 
