@@ -388,6 +388,7 @@ export async function nftApply(script: string, opts: NftApplyOptions = {}): Prom
   if (r.code !== 0 && !opts.allowFailure) throw failure(`nft -f -${where}`, r);
   return r;
 }
+
 /** The cue after a listing in `nftListThenApply` (a syntax error, as NFT_COMMIT_CUE). */
 const NFT_LISTED_CUE = '%cni-listed';
 
