@@ -348,6 +348,12 @@ const interactiveEnv = (opts: RunOptions) => ({ ...(opts.env ?? process.env), HO
 /** The script with its scope's listing as the last command (see NftApplyOptions.scopeChain). */
 const scoped = (script: string, scopeChain?: string) => (scopeChain ? `${script.trimEnd()}\nlist chain ${scopeChain}\n` : script);
 
+/** A script as one line of `nft -i` input (one transaction). */
+const oneLine = (script: string) => script.split('\n').map((l) => l.trim()).filter(Boolean).join(' ; ');
+
+/** How a failure names the namespace, as run's messages do for every other command. */
+const where = (opts: RunOptions) => (opts.netns ? ` (in netns ${opts.netns})` : '');
+
 /** Applies an nft script as one transaction. */
 export async function nftApply(script: string, opts: NftApplyOptions = {}): Promise<RunResult> {
   // Scripts that may make nft fetch the whole ruleset take turns per network namespace. nft 1.0.x dumps every
@@ -366,10 +372,8 @@ export async function nftApply(script: string, opts: NftApplyOptions = {}): Prom
     unlocked
       ? run('nft', nftArgs, { ...runOpts, ...extra, input, allowFailure: true })
       : run('flock', ['-w', String(secs), '-E', String(NFT_LOCK_TIMED_OUT), '/proc/self/ns/net', 'nft', ...nftArgs], { ...runOpts, ...extra, input, allowFailure: true });
-  // Failures name the namespace, as every other failed command does (run's messages).
-  const where = opts.netns ? ` (in netns ${opts.netns})` : '';
-  const timedOut = (r: RunResult) => new ExecError(ErrorCode.TryAgainLater, `nft${where}: waited ${secs} s for the other nft transactions of this network namespace`, r.stderr.trim(), r);
-  const line = script.split('\n').map((l) => l.trim()).filter(Boolean).join(' ; ');
+  const timedOut = (r: RunResult) => new ExecError(ErrorCode.TryAgainLater, `nft${where(opts)}: waited ${secs} s for the other nft transactions of this network namespace`, r.stderr.trim(), r);
+  const line = oneLine(script);
   if (resolveAtCommit && line.length <= NFT_INTERACTIVE_MAX_LINE) {
     const env = interactiveEnv(opts);
     // The complaint about the cue always comes before the exit, so a verdict, if any, is `doneWhen`'s.
@@ -378,14 +382,14 @@ export async function nftApply(script: string, opts: NftApplyOptions = {}): Prom
     const r = await spawnNft(['-i'], `${line}\n${NFT_COMMIT_CUE}\n`, { env, doneWhen });
     if (r.code === NFT_LOCK_TIMED_OUT) throw timedOut(r);
     if (verdict) {
-      if (verdict.code !== 0 && !opts.allowFailure) throw failure(`nft -i${where}`, verdict);
+      if (verdict.code !== 0 && !opts.allowFailure) throw failure(`nft -i${where(opts)}`, verdict);
       return verdict;
     }
     // No complaint about the cue: this nft has no interactive mode (built without one). One transaction, as -f.
   }
   const r = await spawnNft(['-f', '-'], script);
   if (r.code === NFT_LOCK_TIMED_OUT) throw timedOut(r);
-  if (r.code !== 0 && !opts.allowFailure) throw failure(`nft -f -${where}`, r);
+  if (r.code !== 0 && !opts.allowFailure) throw failure(`nft -f -${where(opts)}`, r);
   return r;
 }
 
@@ -394,12 +398,13 @@ const NFT_LISTED_CUE = '%cni-listed';
 
 /**
  * Lists, then applies what the listing calls for, in one `nft -a -i` process instead of a listing and then a
- * transaction (one process start less: bridge's nftables DEL). nft -i writes a command's output before it reads
- * the next line, so the listing is whole once nft has complained about a cue line after it and the table's
- * closing brace is on stdout. `decide` gets the listing (null when the list failed: no such table or chain) and
- * returns the script to apply, or nothing. The script is one transaction, scoped as nftApply's `scopeChain`
- * (so it takes no turn), and resolves at its commit. Undefined when this nft has no interactive mode or the
- * script is too long for one line: the caller lists and applies as before.
+ * transaction (one process start less: bridge's nftables DEL, the spoof check's teardown). nft -i writes a
+ * command's output before it reads the next line, so the listing is whole once nft has complained about a cue
+ * line after it and the table's closing brace is on stdout. `decide` gets the listing (null when the list
+ * failed: no such table or chain) and returns the script to apply, or nothing. The script is one transaction,
+ * scoped as nftApply's `scopeChain` (so it takes no turn), resolves at its commit, and throws on failure unless
+ * `allowFailure`. Undefined when this nft has no interactive mode or the script is too long for one line: the
+ * caller then lists and applies as two processes.
  */
 export async function nftListThenApply(
   list: string,
@@ -410,6 +415,7 @@ export async function nftListThenApply(
   let sentAt = -1;
   const doneWhen = (stderr: string) => (sentAt >= 0 ? interactiveOutcome(stderr.slice(sentAt)) : undefined);
   const p = start('nft', ['-a', '-i'], { ...runOpts, env: interactiveEnv(opts), allowFailure: true, doneWhen });
+  const close = () => p.finish().then(() => undefined, () => undefined);
   p.write(`${list}\n${NFT_LISTED_CUE}\n`);
   const listed = await p.until((stdout, stderr) => {
     const cue = stderr.indexOf(`\n${NFT_LISTED_CUE}\n`);
@@ -417,35 +423,31 @@ export async function nftListThenApply(
     if (/(^|\n)Error:/.test(stderr.slice(0, Math.max(0, stderr.lastIndexOf('Error:', cue))))) return { listing: null, errLength: stderr.length };
     return stdout.endsWith('}\n') ? { listing: stdout, errLength: stderr.length } : undefined;
   });
-  const line = (script: string) => scoped(script, scopeChain).split('\n').map((l) => l.trim()).filter(Boolean).join(' ; ');
-  const script = listed ? decide(listed.listing) : undefined;
-  if (!listed || !script || line(script).length > NFT_INTERACTIVE_MAX_LINE) {
-    await p.finish().catch(() => undefined);
-    return listed && (!script || line(script).length <= NFT_INTERACTIVE_MAX_LINE) ? { listing: listed.listing } : undefined;
-  }
+  if (!listed) return close();
+  const script = decide(listed.listing);
+  if (!script) return close().then(() => ({ listing: listed.listing }));
+  const line = oneLine(scoped(script, scopeChain));
+  if (line.length > NFT_INTERACTIVE_MAX_LINE) return close();
   sentAt = listed.errLength;
-  p.write(`${line(script)}\n${NFT_COMMIT_CUE}\n`);
+  p.write(`${line}\n${NFT_COMMIT_CUE}\n`);
   const applied = await p.finish();
+  if (applied.code !== 0 && !opts.allowFailure) throw failure(`nft -a -i${where(opts)}`, applied);
   return { listing: listed.listing, applied };
 }
 
 /**
- * `nft -f -` started now, its script given later: nftApply for a scoped or tables-only script (which takes no
- * turn), with nft's start (~2 ms: its libraries, the spawn) done while the caller waits for something else.
- * Either `apply` or `cancel` must follow; a process never given its script ends with ours (end of input).
+ * `nft -f -` started now, its script given later: nftApply for a scoped script (which takes no turn), with nft's
+ * start (~2 ms: its libraries, the spawn) done while the caller waits for something else. Either `apply` or
+ * `cancel` must follow; a process never given its script ends with ours (end of input).
  */
-export function prepareNftApply(opts: Omit<NftApplyOptions, 'resolveAtCommit'> & ({ scopeChain: string } | { tablesOnly: true })): {
-  apply(script: string): Promise<RunResult>;
-  cancel(): Promise<void>;
-} {
-  const { scopeChain, tablesOnly: _, ...runOpts } = opts as NftApplyOptions;
+export function prepareNftApply(opts: RunOptions & { scopeChain: string }): { apply(script: string): Promise<RunResult>; cancel(): Promise<void> } {
+  const { scopeChain, ...runOpts } = opts;
   const p = start('nft', ['-f', '-'], { ...runOpts, allowFailure: true });
-  const where = opts.netns ? ` (in netns ${opts.netns})` : '';
   return {
     async apply(script) {
       p.write(scoped(script, scopeChain));
       const r = await p.finish();
-      if (r.code !== 0 && !opts.allowFailure) throw failure(`nft -f -${where}`, r);
+      if (r.code !== 0 && !opts.allowFailure) throw failure(`nft -f -${where(opts)}`, r);
       return r;
     },
     cancel: () => p.abort(),

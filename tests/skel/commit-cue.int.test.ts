@@ -153,10 +153,14 @@ maybe('nftListThenApply lists and applies what the listing calls for in one nft 
     expect(await nftListThenApply('list chain inet cnits_lta c', ours, { netns, scopeChain: 'inet cnits_lta scope' })).toEqual({ listing: expect.stringContaining('theirs') });
     expect(await nftListThenApply('list chain inet cnits_lta absent', ours, { netns, scopeChain: 'inet cnits_lta scope' })).toEqual({ listing: null });
     expect(seen.at(-1)).toBeNull();
-    // A failing script (its scope chain is missing) is reported, not thrown; the rule stays.
+    // A failing script (its scope chain is missing) is reported with allowFailure, thrown without; the rule stays.
     await nftApply('add rule inet cnits_lta c counter comment "ours"\n', { netns });
-    const failed = await nftListThenApply('list chain inet cnits_lta c', ours, { netns, scopeChain: 'inet cnits_lta nochain' });
+    const failed = await nftListThenApply('list chain inet cnits_lta c', ours, { netns, scopeChain: 'inet cnits_lta nochain', allowFailure: true });
     expect(failed?.applied).toMatchObject({ code: 1, stderr: expect.stringMatching(/No such file or directory/) });
+    await expect(nftListThenApply('list chain inet cnits_lta c', ours, { netns, scopeChain: 'inet cnits_lta nochain' })).rejects.toMatchObject({
+      code: 999,
+      message: expect.stringMatching(/^nft -a -i \(in netns \/\S+\) failed with exit status 1: .*No such file or directory/),
+    });
     expect((await s.exec('nft', ['list', 'chain', 'inet', 'cnits_lta', 'c'])).stdout).toContain('"ours"');
   });
 });

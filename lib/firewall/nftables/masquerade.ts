@@ -149,7 +149,7 @@ export async function delMasquerade(r: MasqueradeRequest): Promise<boolean> {
   const session = await nftListThenApply(`list chain ${TABLE} ${CHAIN}`, (listing) => {
     ours = listing === null ? [] : oursIn(parseChain(listing));
     return ours.length ? deleteScript(ours) : undefined;
-  }, { scopeChain: POSTROUTING });
+  }, { scopeChain: POSTROUTING, allowFailure: true });
   if (session) {
     if (session.applied && session.applied.code !== 0) await nftApply(deleteScript(ours), { resolveAtCommit: true });
     return ours.length > 0;
