@@ -4,7 +4,7 @@
  * `cni-br-iface-<id>-mac`, comments `macspoofchk-<id>` with id = containerID-ifname) so either
  * implementation can tear down what the other set up.
  */
-import { nftApply, run } from '../exec';
+import { nftApply, nftListThenApply, run } from '../exec';
 
 const TABLE = 'bridge nat';
 const refID = (containerID: string, ifname: string) => `${containerID}-${ifname}`;
@@ -47,21 +47,24 @@ export function spoofRuleHandles(listing: string, containerID: string, ifname: s
 
 /** Removes the attachment's spoof check; nothing to do when it was never set up. */
 export async function teardownSpoofCheck(containerID: string, ifname: string): Promise<void> {
-  const listed = await run('nft', ['-a', 'list', 'chain', 'bridge', 'nat', 'PREROUTING'], { allowFailure: true });
-  if (listed.code !== 0) return;
   const id = refID(containerID, ifname);
-  const handles = spoofRuleHandles(listed.stdout, containerID, ifname);
-  const script = [
-    ...handles.map((h) => `delete rule ${TABLE} PREROUTING handle ${h}`),
-    // `add` first so the deletes succeed whether or not the chains are there.
-    `add chain ${TABLE} ${ifaceChain(id)}`,
-    `add chain ${TABLE} ${ifaceChain(id)}-mac`,
-    `flush chain ${TABLE} ${ifaceChain(id)}`,
-    `flush chain ${TABLE} ${ifaceChain(id)}-mac`,
-    `delete chain ${TABLE} ${ifaceChain(id)}-mac`,
-    `delete chain ${TABLE} ${ifaceChain(id)}`,
-  ];
-  await nftApply(script.join('\n') + '\n', { resolveAtCommit: true, scopeChain: `${TABLE} PREROUTING` });
+  const script = (listing: string) =>
+    [
+      ...spoofRuleHandles(listing, containerID, ifname).map((h) => `delete rule ${TABLE} PREROUTING handle ${h}`),
+      // `add` first so the deletes succeed whether or not the chains are there.
+      `add chain ${TABLE} ${ifaceChain(id)}`,
+      `add chain ${TABLE} ${ifaceChain(id)}-mac`,
+      `flush chain ${TABLE} ${ifaceChain(id)}`,
+      `flush chain ${TABLE} ${ifaceChain(id)}-mac`,
+      `delete chain ${TABLE} ${ifaceChain(id)}-mac`,
+      `delete chain ${TABLE} ${ifaceChain(id)}`,
+    ].join('\n') + '\n';
+  const scope = `${TABLE} PREROUTING`;
+  // The listing and the removal in one nft process; with an nft that cannot, as two.
+  if (await nftListThenApply(`list chain ${scope}`, (listing) => (listing === null ? undefined : script(listing)), { scopeChain: scope })) return;
+  const listed = await run('nft', ['-a', 'list', 'chain', ...scope.split(' ')], { allowFailure: true });
+  if (listed.code !== 0) return;
+  await nftApply(script(listed.stdout), { resolveAtCommit: true, scopeChain: scope });
 }
 
 /** Whether the attachment's spoof check is in place (for CHECK). */

@@ -1,5 +1,7 @@
 /** Port options that reach the kernel: VLANs, macspoofchk, port isolation, promiscuous mode, forceAddress. */
-import { canUseNetns, uniqueName, withSandbox } from '../helpers/netns';
+import { canUseNetns, IS_REFERENCE, uniqueName, withSandbox } from '../helpers/netns';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { addrOnly, bridgeConf, call, hostLinks, ping, reservations, withPrev } from './helpers';
 
 const d = canUseNetns() ? describe : describe.skip;
@@ -49,8 +51,11 @@ d('bridge port options', () => {
       const spoofed = await s.exec('busybox', ['ping', '-c', '1', '-W', '1', addrOnly(rb.json.ips[0].address)], { ns: a });
       expect(spoofed.code).not.toBe(0);
       expect((await s.exec('nft', ['list', 'table', 'bridge', 'nat'])).stdout).toContain('macspoofchk-spa-eth0');
-      for (const [r, id, ns] of [[ra, 'spa', a], [rb, 'spb', b]] as const) expect((await call(s, 'DEL', withPrev(conf, r.json), id, ns)).code).toBe(0);
+      const trace = join(s.dir, 'spoof-del-trace');
+      for (const [r, id, ns] of [[ra, 'spa', a], [rb, 'spb', b]] as const) expect((await call(s, 'DEL', withPrev(conf, r.json), id, ns, id === 'spa' ? { env: { CNI_TS_TRACE: trace } } : {})).code).toBe(0);
       expect((await s.exec('nft', ['list', 'table', 'bridge', 'nat'])).stdout).not.toContain('macspoofchk');
+      // The spoof check's rules are listed and removed by one nft process.
+      if (!IS_REFERENCE) expect(readFileSync(trace, 'utf8').split('\n').filter((l) => /^\d+ms (flock .* )?nft /.test(l))).toEqual([expect.stringMatching(/^\d+ms nft -a -i -> 0/)]);
     });
   });
 
