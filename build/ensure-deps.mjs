@@ -19,8 +19,8 @@ const tools = {
   flock: 'util-linux',
   nsenter: 'util-linux',
   busybox: 'busybox-static',
-  // `--tests`: the VM for the cases this kernel cannot run (tests/vm/run-in-vm.sh).
-  ...(process.argv.includes('--tests') ? { 'qemu-system-x86_64': 'qemu-system-x86', xz: 'xz-utils' } : {}),
+  // `--tests`: the VM for the cases this kernel cannot run (tests/vm/run-in-vm.sh), strace for the file traces.
+  ...(process.argv.includes('--tests') ? { 'qemu-system-x86_64': 'qemu-system-x86', xz: 'xz-utils', strace: 'strace' } : {}),
 };
 const has = (cmd) => spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0;
 const missing = [...new Set(Object.entries(tools).filter(([cmd]) => !has(cmd)).map(([, pkg]) => pkg))];

@@ -35,6 +35,28 @@
 //    ~100 ms per call here; we make no TLS connections). Each name's literal that Node's startup passes to getenv
 //    (loaded with `mov $literal, %edi`, found by scanning the executable segments for that instruction) becomes ""
 //    (its first byte NUL), so getenv finds nothing. Other copies of the name (messages, tables) are left alone.
+//
+// 6. No OpenSSL at start (the node binary). Node's per-process setup loads OpenSSL's configuration, instantiates
+//    its random generator once to check that it is seeded (which fetches every cipher and RNG of the default
+//    provider) and hands V8 that generator as its entropy source; a start from a snapshot then runs Node's crypto
+//    setup (OPENSSL_init_ssl: the configuration again, TLS's tables, engines). ~8.7 M instructions, 10% of a
+//    plugin call's start, for a process that hashes a few names and reads a few random bytes, both done without
+//    OpenSSL (lib/hash.ts, lib/net/mac.ts). In InitializeOncePerProcessInternal the call to OPENSSL_init_crypto
+//    becomes `mov $1, %eax` (its result is not used), the seeded check's call to CSPRNG `mov $1, %eax` (the CHECK
+//    then sees true in %al), the call to V8::SetEntropySource a 5-byte no-op (V8 then seeds itself from
+//    /dev/urandom, as it does without Node), and in NodeMainInstance::CreateMainEnvironment the call to
+//    crypto::InitCryptoOnce a no-op. node:crypto's hashes still work (the installer's file digests): OpenSSL
+//    initialises itself, with its default configuration, at its first use. TLS would miss Node's setup; nothing
+//    here makes a TLS connection. Found through the unstripped node's symbols: each function's extent, and each
+//    callee's address as the target of exactly one `call rel32` in it; all changes or none.
+//
+// 7. No code cache of Node's built-in modules in the snapshot (the SEA blob). The builder stores the compiled
+//    code of all ~320 built-in modules after the snapshot (2.8 MB of a 5.5 MB blob), and every start copies it
+//    into vectors (5.3 M instructions, plus the page faults of reading and copying 2.8 MB) for modules that a
+//    plugin call never compiles: what it runs was loaded when the snapshot was made. A module first required
+//    later compiles from its source (embedded in node), a little slower than from the cache. The vector is the
+//    snapshot's last item, and the snapshot the blob's: it becomes empty, and the blob's length of the snapshot
+//    shrinks with it.
 'use strict';
 const { readFileSync, writeFileSync } = require('node:fs');
 
@@ -114,6 +136,10 @@ class Elf {
   }
   /** The address of a symbol from the section headers' symbol table (undefined when stripped or absent). */
   symbol(name) {
+    return this.symbolWithSize(name)?.va;
+  }
+  /** Address and size of a symbol (undefined when stripped or absent). */
+  symbolWithSize(name) {
     const f = this.f;
     const shoff = Number(f.readBigUInt64LE(0x28));
     const shsz = f.readUInt16LE(0x3a);
@@ -130,7 +156,7 @@ class Elf {
       const str = section(sec.link);
       for (let p = sec.off; p + 24 <= sec.off + sec.size; p += 24) {
         const at = str.off + f.readUInt32LE(p);
-        if (f[at] === want[0] && f.compare(want, 0, want.length, at, at + want.length) === 0) return Number(f.readBigUInt64LE(p + 8));
+        if (f[at] === want[0] && f.compare(want, 0, want.length, at, at + want.length) === 0) return { va: Number(f.readBigUInt64LE(p + 8)), size: Number(f.readBigUInt64LE(p + 16)) };
       }
     }
     return undefined;
@@ -140,6 +166,46 @@ class Elf {
     if (this.f[value] !== 1 || this.f[def] !== 1) throw new Error(`${name} is not a bool flag that is true here`);
     return () => (this.f[value] = 0);
   }
+}
+
+/** Node's start-up functions, and their calls that set OpenSSL up (see 6. above). */
+const PER_PROCESS_INIT = '_ZN4nodeL32InitializeOncePerProcessInternalERKSt6vectorINSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEESaIS6_EENS_26ProcessInitializationFlags5FlagsE';
+const CREATE_MAIN_ENVIRONMENT = '_ZN4node16NodeMainInstance21CreateMainEnvironmentEPNS_8ExitCodeE';
+const MOV_EAX_1 = Buffer.from([0xb8, 0x01, 0x00, 0x00, 0x00]);
+const NOP5 = Buffer.from([0x0f, 0x1f, 0x44, 0x00, 0x00]);
+const OPENSSL_AT_START = [
+  { in: [PER_PROCESS_INIT, 'InitializeOncePerProcessInternal'], callee: ['OPENSSL_init_crypto', 'OPENSSL_init_crypto'], becomes: MOV_EAX_1 },
+  // Its result is tested as a bool in %al (`test %al, %al`) by Node's CHECK.
+  { in: [PER_PROCESS_INIT, 'InitializeOncePerProcessInternal'], callee: ['_ZN4node6crypto6CSPRNGEPvm', 'CSPRNG'], becomes: MOV_EAX_1, followedBy: Buffer.from([0x84, 0xc0]) },
+  { in: [PER_PROCESS_INIT, 'InitializeOncePerProcessInternal'], callee: ['_ZN2v82V816SetEntropySourceEPFbPhmE', 'V8::SetEntropySource'], becomes: NOP5 },
+  { in: [CREATE_MAIN_ENVIRONMENT, 'CreateMainEnvironment'], callee: ['_ZN4node6crypto14InitCryptoOnceEPN2v87IsolateE', 'InitCryptoOnce'], becomes: NOP5 },
+];
+
+/** The file offsets of the `call rel32` instructions in [from, from + size) (file offsets) that call `targetVa`. */
+function callsTo(elf, from, size, targetVa) {
+  const out = [];
+  for (let at = elf.f.indexOf(0xe8, from); at >= 0 && at + 5 <= from + size; at = elf.f.indexOf(0xe8, at + 1)) {
+    if (elf.vaOf(at) + 5 + elf.f.readInt32LE(at + 1) === targetVa) out.push(at);
+  }
+  return out;
+}
+
+/** The changes of 6. above, all or none: each a function applying one. Throws saying what was not as expected. */
+function opensslAtStart(elf, symbols) {
+  // Each symbol is [its name in the table, how messages call it].
+  return OPENSSL_AT_START.map(({ in: [fnSymbol, fnName], callee: [calleeSymbol, callee], becomes, followedBy }) => {
+    const fn = symbols.symbolWithSize(fnSymbol);
+    if (!fn) throw new Error(`no symbol ${fnName}`);
+    const from = elf.offOf(fn.va);
+    if (from < 0 || !fn.size) throw new Error(`${fnName} is not in the file`);
+    const va = symbols.symbol(calleeSymbol);
+    if (va === undefined) throw new Error(`no symbol ${callee}`);
+    const calls = callsTo(elf, from, fn.size, va);
+    if (calls.length !== 1) throw new Error(`expected one call to ${callee} in ${fnName}, found ${calls.length}`);
+    const at = calls[0];
+    if (followedBy && elf.f.compare(followedBy, 0, followedBy.length, at + 5, at + 5 + followedBy.length) !== 0) throw new Error(`the result of ${callee} is not tested as expected`);
+    return () => becomes.copy(elf.f, at);
+  });
 }
 
 const SHOULD_VERIFY = '_ZN2v88internal8Snapshot20ShouldVerifyChecksumEPKNS_11StartupDataE';
@@ -176,6 +242,11 @@ function tuneNode(input, symbols = input) {
     RETURN_FALSE.copy(elf.f, off);
   } catch (e) {
     notDone.push(`snapshot checksum: ${e.message}`);
+  }
+  try {
+    for (const change of opensslAtStart(elf, new Elf(Buffer.from(symbols)))) change();
+  } catch (e) {
+    notDone.push(`openssl at start: ${e.message}`);
   }
   for (const name of IGNORED_ENV) {
     try {
@@ -214,4 +285,58 @@ function markSnapshotPortable(blob, tag, platform = process.platform) {
   return blob;
 }
 
-module.exports = { tuneNode, tuneFile, markSnapshotPortable };
+const SEA_USE_CODE_CACHE = 4;
+const SEA_INCLUDE_ASSETS = 8;
+
+/**
+ * Where the code-cache vector of a snapshot starts: a 64-bit count, then per module its id (64-bit length and
+ * text) and its code (64-bit length and bytes), ending exactly at the snapshot's end. Exactly one offset may
+ * parse so; -1 otherwise.
+ */
+function codeCacheStart(snap) {
+  const end = snap.length;
+  const hits = [];
+  for (let p = 0; p + 16 <= end; p += 1) {
+    // Cheap rejections first: a count below 4096 and a first id of 1..255 printable bytes.
+    const n = snap.readUInt32LE(p);
+    if (n === 0 || n > 4096 || snap.readUInt32LE(p + 4) !== 0 || snap.readUInt32LE(p + 12) !== 0) continue;
+    let q = p + 8;
+    let ok = true;
+    for (let i = 0; i < n && ok; i++) {
+      if (q + 8 > end) { ok = false; break; }
+      const idLen = Number(snap.readBigUInt64LE(q));
+      q += 8;
+      if (idLen === 0 || idLen > 255 || q + idLen > end) ok = false;
+      for (let k = 0; ok && k < idLen; k++) if (snap[q + k] < 0x20 || snap[q + k] > 0x7e) ok = false;
+      q += idLen;
+      if (!ok || q + 8 > end) { ok = false; break; }
+      const codeLen = Number(snap.readBigUInt64LE(q));
+      q += 8 + codeLen;
+      if (q > end) ok = false;
+    }
+    if (ok && q === end) hits.push(p);
+  }
+  return hits.length === 1 ? hits[0] : -1;
+}
+
+/**
+ * The SEA blob with the snapshot's code cache of built-in modules emptied (see 7. above). The blob is a 32-bit
+ * magic and flags, the main script's path and the snapshot (each a 64-bit length and the bytes), and nothing
+ * after the snapshot when neither a code cache nor assets are included. Throws when the blob is not so.
+ */
+function dropBuiltinCodeCache(blob) {
+  const flags = blob.readUInt32LE(4);
+  if (flags & (SEA_USE_CODE_CACHE | SEA_INCLUDE_ASSETS)) throw new Error(`the SEA blob has more than a snapshot after its path (flags ${flags})`);
+  const lengthAt = 8 + 8 + Number(blob.readBigUInt64LE(8));
+  if (lengthAt + 8 > blob.length) throw new Error('the SEA blob is shorter than its header says');
+  const start = lengthAt + 8;
+  const length = Number(blob.readBigUInt64LE(lengthAt));
+  if (start + length !== blob.length) throw new Error('the snapshot is not the SEA blob\'s last item');
+  const at = codeCacheStart(blob.subarray(start));
+  if (at < 0) throw new Error('the code cache of built-in modules was not found exactly once in the snapshot');
+  const out = Buffer.concat([blob.subarray(0, start + at), Buffer.alloc(8)]);
+  out.writeBigUInt64LE(BigInt(at + 8), lengthAt);
+  return out;
+}
+
+module.exports = { tuneNode, tuneFile, markSnapshotPortable, dropBuiltinCodeCache };

@@ -3,11 +3,11 @@
  * so DEL finds it without the netns or a prevResult; its alias records the attachment so a hash collision
  * never makes us touch another container's veth.
  */
-import { createHash } from 'node:crypto';
+import { sha512Hex } from '../hash';
 
 /** `veth` + 8 hex; `attempt` > 0 picks the alternatives tried when the first name belongs to someone else. */
 export function hostVethName(containerID: string, ifname: string, attempt = 0): string {
-  const h = createHash('sha512').update(`${containerID}/${ifname}${attempt ? `/${attempt}` : ''}`).digest('hex');
+  const h = sha512Hex(`${containerID}/${ifname}${attempt ? `/${attempt}` : ''}`);
   return `veth${h.slice(0, 8)}`;
 }
 

@@ -234,6 +234,8 @@ describe('names', () => {
   test('random MACs are locally administered unicast', () => {
     for (let i = 0; i < 50; i++) expect(macProblem(randomMac())).toBeNull();
     expect(parseInt(randomMac().slice(0, 2), 16) & 3).toBe(2);
+    // Random, not a constant that happens to be valid.
+    expect(new Set(Array.from({ length: 20 }, randomMac)).size).toBe(20);
   });
   test('batch words are quoted, and impossible ones refused', () => {
     expect(batchWord('eth0')).toBe('eth0');

@@ -1,10 +1,10 @@
 /** The byte-level changes the build makes to node and to the SEA blob, on synthetic files of the same shape. */
-import { markSnapshotPortable, tuneNode } from '../../build/node-patch.cjs';
+import { dropBuiltinCodeCache, markSnapshotPortable, tuneNode } from '../../build/node-patch.cjs';
 
 /** A fixed-address ELF64 with one writable PT_LOAD covering the file: literals, a flag value and a flag-table entry. */
-function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer; valueOff: number; cliOff: number; sparkValue: number; fnOff: number; env: Record<string, number>; otherCopy: number } {
+function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer; valueOff: number; cliOff: number; sparkValue: number; fnOff: number; env: Record<string, number>; otherCopy: number; calls: Record<string, number> } {
   const VADDR = 0x400000;
-  const f = Buffer.alloc(0x500);
+  const f = Buffer.alloc(0xa00);
   f.writeUInt32BE(0x7f454c46, 0);
   f[4] = 2; // ELF64
   f[5] = 1; // little-endian
@@ -17,7 +17,7 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   f.writeUInt32LE(7, 0x44);
   f.writeBigUInt64LE(0n, 0x48);
   f.writeBigUInt64LE(BigInt(VADDR), 0x50);
-  f.writeBigUInt64LE(0x500n, 0x60);
+  f.writeBigUInt64LE(0xa00n, 0x60);
   const cliOff = 0x101;
   f.write('--rehash-snapshot\0', cliOff, 'latin1');
   const nameOff = 0x121;
@@ -39,14 +39,31 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   f.writeBigUInt64LE(BigInt(VADDR + longer + 7), 0x248);
   f.writeBigUInt64LE(BigInt(VADDR + sparkValue), 0x250);
   f.writeBigUInt64LE(BigInt(VADDR + sparkValue + 1), 0x258);
-  // Snapshot::ShouldVerifyChecksum's body ("mov $1, %eax; ret") at 0x300, found through a symbol table: section
-  // headers at 0x380 (null, .symtab at 0x330, .strtab at 0x2a0).
+  // Snapshot::ShouldVerifyChecksum's body ("mov $1, %eax; ret") at 0x300, and Node's start-up functions at 0x940
+  // and 0x980 calling OpenSSL's setup, found through a symbol table: section headers at 0x380 (null, .symtab at
+  // 0x800, .strtab at 0x520).
   const fnOff = 0x300;
   Buffer.from([0xb8, 1, 0, 0, 0, 0xc3]).copy(f, fnOff);
-  const sym = '_ZN2v88internal8Snapshot20ShouldVerifyChecksumEPKNS_11StartupDataE';
-  f.write(`\0${sym}\0`, 0x2a0 - 0, 'latin1');
-  f.writeUInt32LE(1, 0x330 + 24); // second symbol: name at strtab+1
-  f.writeBigUInt64LE(BigInt(VADDR + fnOff), 0x330 + 24 + 8);
+  const initOff = 0x940;
+  const callees = { OPENSSL_init_crypto: 0x9a0, _ZN4node6crypto6CSPRNGEPvm: 0x9b0, _ZN2v82V816SetEntropySourceEPFbPhmE: 0x9c0 };
+  const createEnvOff = 0x980;
+  const initCrypto = 0x9d0;
+  const symbols: [string, number, number][] = [
+    ['_ZN2v88internal8Snapshot20ShouldVerifyChecksumEPKNS_11StartupDataE', fnOff, 6],
+    ['_ZN4nodeL32InitializeOncePerProcessInternalERKSt6vectorINSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEESaIS6_EENS_26ProcessInitializationFlags5FlagsE', initOff, 0x40],
+    ...Object.entries(callees).map(([name, off]): [string, number, number] => [name, off, 8]),
+    ['_ZN4node16NodeMainInstance21CreateMainEnvironmentEPNS_8ExitCodeE', createEnvOff, 0x18],
+    ['_ZN4node6crypto14InitCryptoOnceEPN2v87IsolateE', initCrypto, 8],
+  ];
+  let str = 0x521;
+  symbols.forEach(([name, off, size], i) => {
+    f.write(`${name}\0`, str, 'latin1');
+    const e = 0x800 + 24 * (i + 1); // entry 0 is the null symbol
+    f.writeUInt32LE(str - 0x520, e);
+    f.writeBigUInt64LE(BigInt(VADDR + off), e + 8);
+    f.writeBigUInt64LE(BigInt(size), e + 16);
+    str += name.length + 1;
+  });
   f.writeBigUInt64LE(0x380n, 0x28); // e_shoff
   f.writeUInt16LE(64, 0x3a);
   f.writeUInt16LE(3, 0x3c);
@@ -57,8 +74,22 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
     f.writeBigUInt64LE(BigInt(size), o + 0x20);
     f.writeUInt32LE(link, o + 0x28);
   };
-  sh(1, 2, 0x330, 48, 2);
-  sh(2, 3, 0x2a0, sym.length + 2, 0);
+  sh(1, 2, 0x800, 24 * (symbols.length + 1), 2);
+  sh(2, 3, 0x520, str - 0x520, 0);
+  // The setup's body: `call OPENSSL_init_crypto`, `call CSPRNG; test %al, %al`, `call SetEntropySource`.
+  const calls: Record<string, number> = {};
+  let at = initOff + 4;
+  for (const [name, target] of Object.entries(callees)) {
+    f[at] = 0xe8;
+    f.writeInt32LE(target - (at + 5), at + 1);
+    calls[name] = at;
+    if (name.includes('CSPRNG')) Buffer.from([0x84, 0xc0]).copy(f, at + 5);
+    at += 12;
+  }
+  // CreateMainEnvironment's `call InitCryptoOnce`.
+  f[createEnvOff + 8] = 0xe8;
+  f.writeInt32LE(initCrypto - (createEnvOff + 8 + 5), createEnvOff + 9);
+  calls.InitCryptoOnce = createEnvOff + 8;
   // The environment variables' names, each loaded by a `mov $literal, %edi` at 0x4d0; another copy not loaded so.
   const env: Record<string, number> = { NODE_OPTIONS: 0x461, NODE_EXTRA_CA_CERTS: 0x471 };
   let code = 0x4d0;
@@ -70,7 +101,7 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   }
   const otherCopy = 0x4b1;
   f.write('NODE_OPTIONS\0', otherCopy, 'latin1');
-  return { bytes: f, valueOff, cliOff, sparkValue, fnOff, env, otherCopy };
+  return { bytes: f, valueOff, cliOff, sparkValue, fnOff, env, otherCopy, calls };
 }
 
 describe('node tuning', () => {
@@ -102,6 +133,35 @@ describe('node tuning', () => {
     const r = tuneNode(bytes);
     expect(r.notDone).toMatch(/environment: expected one "NODE_OPTIONS" literal passed to getenv, found 0/);
     expect(r.bytes[env.NODE_EXTRA_CA_CERTS!]).toBe(0);
+  });
+  test("replaces Node's start-up calls into OpenSSL: its setup and the seeded check return 1, V8 gets no entropy source, no crypto setup", () => {
+    const { bytes, calls } = fakeNode();
+    const r = tuneNode(bytes);
+    expect(r.notDone).toBe('');
+    const at = (name: string) => [...r.bytes.subarray(calls[name]!, calls[name]! + 5)];
+    expect(at('OPENSSL_init_crypto')).toEqual([0xb8, 1, 0, 0, 0]);
+    expect(at('_ZN4node6crypto6CSPRNGEPvm')).toEqual([0xb8, 1, 0, 0, 0]);
+    expect(at('_ZN2v82V816SetEntropySourceEPFbPhmE')).toEqual([0x0f, 0x1f, 0x44, 0, 0]);
+    expect(at('InitCryptoOnce')).toEqual([0x0f, 0x1f, 0x44, 0, 0]);
+    // The check of the result is kept.
+    expect([...r.bytes.subarray(calls._ZN4node6crypto6CSPRNGEPvm! + 5, calls._ZN4node6crypto6CSPRNGEPvm! + 7)]).toEqual([0x84, 0xc0]);
+  });
+  test("changes none of OpenSSL's start-up calls when one is not as expected", () => {
+    const twice = fakeNode();
+    // A second call to CSPRNG in the function.
+    const extra = twice.calls.OPENSSL_init_crypto! + 7;
+    twice.bytes[extra] = 0xe8;
+    twice.bytes.writeInt32LE(0x9b0 - (extra + 5), extra + 1);
+    let r = tuneNode(twice.bytes);
+    expect(r.notDone).toMatch(/openssl at start: expected one call to CSPRNG in InitializeOncePerProcessInternal, found 2/);
+    expect(r.bytes[twice.calls.OPENSSL_init_crypto!]).toBe(0xe8);
+    const untested = fakeNode();
+    untested.bytes[untested.calls._ZN4node6crypto6CSPRNGEPvm! + 5] = 0x90;
+    r = tuneNode(untested.bytes);
+    expect(r.notDone).toMatch(/the result of CSPRNG is not tested as expected/);
+    expect(r.bytes[untested.calls.OPENSSL_init_crypto!]).toBe(0xe8);
+    expect(r.bytes[untested.calls._ZN2v82V816SetEntropySourceEPFbPhmE!]).toBe(0xe8);
+    expect(r.bytes[untested.calls.InitCryptoOnce!]).toBe(0xe8);
   });
   test('leaves an unexpected binary as it is and says why', () => {
     expect(tuneNode(fakeNode({ pie: true }).bytes).notDone).toMatch(/non-PIE/);
@@ -141,5 +201,33 @@ describe('portable snapshot mark', () => {
     expect(() => markSnapshotPortable(metadata(0x1234, 0), 0x9999, 'linux')).toThrow(/not found exactly once/);
     const twice = Buffer.concat([metadata(0x1234, 0), metadata(0x1234, 0)]);
     expect(() => markSnapshotPortable(twice, 0x1234, 'linux')).toThrow(/not found exactly once/);
+  });
+});
+
+describe("built-in modules' code cache", () => {
+  const u64 = (n: number) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(n));
+    return b;
+  };
+  const str = (s: string | Buffer) => Buffer.concat([u64(s.length), Buffer.from(s)]);
+  const codeCache = Buffer.concat([u64(2), str('internal/bootstrap/realm'), str(Buffer.alloc(300, 7)), str('fs'), str(Buffer.alloc(40, 9))]);
+  // The snapshot before its code cache: V8's data, Node's serialized state (here a look-alike of a vector).
+  const before = Buffer.concat([Buffer.from([0x61, 0x1b, 0xd5, 0x00]), u64(1), str('not/at/the/end'), str('xyz'), Buffer.alloc(64, 3)]);
+  const sea = (snapshot: Buffer, flags = 3) => {
+    const head = Buffer.alloc(8);
+    head.writeUInt32LE(0x143da20, 0);
+    head.writeUInt32LE(flags, 4);
+    return Buffer.concat([head, str('/build/main.cjs'), str(snapshot)]);
+  };
+  test('empties the vector at the end of the snapshot and shortens the length in the SEA header', () => {
+    const out = dropBuiltinCodeCache(sea(Buffer.concat([before, codeCache])));
+    expect(out).toEqual(sea(Buffer.concat([before, u64(0)])));
+  });
+  test('throws when the blob holds more than a snapshot or no code cache is found', () => {
+    expect(() => dropBuiltinCodeCache(sea(Buffer.concat([before, codeCache]), 3 | 4))).toThrow(/more than a snapshot/);
+    expect(() => dropBuiltinCodeCache(sea(before))).toThrow(/not found exactly once/);
+    const cut = sea(Buffer.concat([before, codeCache]));
+    expect(() => dropBuiltinCodeCache(cut.subarray(0, cut.length - 1))).toThrow(/last item/);
   });
 });

@@ -9,7 +9,7 @@
  *   CNI-DN-<hash>        per mapping: mark hairpin, mark localhost (v4), DNAT
  *   CNI-HOSTPORT-SETMARK -j MARK --set-xmark <bit>;  POSTROUTING (first) -j CNI-HOSTPORT-MASQ: --mark <bit> -j MASQUERADE
  */
-import { createHash } from 'node:crypto';
+import { sha512Hex } from '../../hash';
 import { formatIp, parseCidr, parseIp, subnetText, type Cidr, type Family } from '../../ip';
 import type { HostportRequest, PortMapping } from '../driver';
 
@@ -19,7 +19,7 @@ export const MASQ_CHAIN = 'CNI-HOSTPORT-MASQ';
 
 /** First 21 hex digits of sha512(network + containerID): the per-attachment part of both backends' names. */
 export const attachmentHash = (network: string, containerID: string, length: number) =>
-  createHash('sha512').update(network + containerID).digest('hex').slice(0, length);
+  sha512Hex(network + containerID).slice(0, length);
 
 /** "CNI-DN-" + hash, 28 characters in all (the Go utils.MustFormatChainNameWithPrefix). */
 export const dnatChainName = (network: string, containerID: string) => `CNI-DN-${attachmentHash(network, containerID, 21)}`;

@@ -11,14 +11,14 @@
  * POSTROUTING alone and deletes the rules that jump to the attachment's chain. GC lists POSTROUTING and reads
  * network and container from the comments.
  */
-import { createHash } from 'node:crypto';
+import { sha512Hex } from '../../hash';
 import { CniError, ErrorCode } from '../../errors';
 import { iptablesRestore, run } from '../../exec';
 import { parseCidr, subnetText, formatIp, type Family } from '../../ip';
 import type { AttachmentKey, MasqueradeRequest } from '../driver';
 
 export const chainName = (network: string, containerID: string) =>
-  `CNI-${createHash('sha512').update(network + containerID).digest('hex').slice(0, 24)}`;
+  `CNI-${sha512Hex(network + containerID).slice(0, 24)}`;
 export const ruleComment = (network: string, containerID: string) => `name: ${JSON.stringify(network)} id: ${JSON.stringify(containerID)}`;
 
 const MULTICAST: Record<Family, string> = { 4: '224.0.0.0/4', 6: 'ff00::/8' };

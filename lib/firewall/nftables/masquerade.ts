@@ -9,7 +9,7 @@
  * first says it is missing or damaged). nft deletes rules by handle only, so DEL, CHECK and GC list `masq_checks`
  * by name (never the ruleset) and pick rules by their comment prefix.
  */
-import { createHash } from 'node:crypto';
+import { sha512Hex } from '../../hash';
 import { CniError, ErrorCode } from '../../errors';
 import { nftApply, nftListThenApply, prepareNftApply, run, type RunResult } from '../../exec';
 import { formatIp, parseCidr, subnetText } from '../../ip';
@@ -24,7 +24,7 @@ const POSTROUTING_RULES = ['ip daddr 224.0.0.0/4 return', 'ip6 daddr ff00::/8 re
 /** knftables' comment limit, which the Go plugin cuts its comments to. */
 const COMMENT_MAX = 128;
 
-const hash16 = (s: string) => createHash('sha512').update(s).digest('hex').slice(0, 16);
+const hash16 = (s: string) => sha512Hex(s).slice(0, 16);
 export const networkHash = (network: string) => hash16(network);
 export const instanceHash = (network: string, ifname: string, containerID: string) => `${networkHash(network)}-${hash16(`${ifname}:${containerID}`)}`;
 export function ruleComment(network: string, ifname: string, containerID: string): string {
