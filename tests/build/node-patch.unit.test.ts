@@ -48,12 +48,16 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   const callees = { OPENSSL_init_crypto: 0x9a0, _ZN4node6crypto6CSPRNGEPvm: 0x9b0, _ZN2v82V816SetEntropySourceEPFbPhmE: 0x9c0 };
   const createEnvOff = 0x980;
   const initCrypto = 0x9d0;
+  const miscHandlersOff = 0x9e0;
+  const detailedPositions = 0x9f8;
   const symbols: [string, number, number][] = [
     ['_ZN2v88internal8Snapshot20ShouldVerifyChecksumEPKNS_11StartupDataE', fnOff, 6],
     ['_ZN4nodeL32InitializeOncePerProcessInternalERKSt6vectorINSt7__cxx1112basic_stringIcSt11char_traitsIcESaIcEEESaIS6_EENS_26ProcessInitializationFlags5FlagsE', initOff, 0x40],
     ...Object.entries(callees).map(([name, off]): [string, number, number] => [name, off, 8]),
     ['_ZN4node16NodeMainInstance21CreateMainEnvironmentEPNS_8ExitCodeE', createEnvOff, 0x18],
     ['_ZN4node6crypto14InitCryptoOnceEPN2v87IsolateE', initCrypto, 8],
+    ['_ZN4node22SetIsolateMiscHandlersEPN2v87IsolateERKNS_15IsolateSettingsE', miscHandlersOff, 0x10],
+    ['_ZN2v811CpuProfiler38UseDetailedSourcePositionsForProfilingEPNS_7IsolateE', detailedPositions, 8],
   ];
   let str = 0x521;
   symbols.forEach(([name, off, size], i) => {
@@ -90,6 +94,10 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   f[createEnvOff + 8] = 0xe8;
   f.writeInt32LE(initCrypto - (createEnvOff + 8 + 5), createEnvOff + 9);
   calls.InitCryptoOnce = createEnvOff + 8;
+  // SetIsolateMiscHandlers' `call UseDetailedSourcePositionsForProfiling`.
+  f[miscHandlersOff + 4] = 0xe8;
+  f.writeInt32LE(detailedPositions - (miscHandlersOff + 4 + 5), miscHandlersOff + 5);
+  calls.UseDetailedSourcePositionsForProfiling = miscHandlersOff + 4;
   // The environment variables' names, each loaded by a `mov $literal, %edi` at 0x4d0; another copy not loaded so.
   const env: Record<string, number> = { NODE_OPTIONS: 0x461, NODE_EXTRA_CA_CERTS: 0x471 };
   let code = 0x4d0;
@@ -143,6 +151,8 @@ describe('node tuning', () => {
     expect(at('_ZN4node6crypto6CSPRNGEPvm')).toEqual([0xb8, 1, 0, 0, 0]);
     expect(at('_ZN2v82V816SetEntropySourceEPFbPhmE')).toEqual([0x0f, 0x1f, 0x44, 0, 0]);
     expect(at('InitCryptoOnce')).toEqual([0x0f, 0x1f, 0x44, 0, 0]);
+    // 8.: no detailed source positions for the profiler.
+    expect(at('UseDetailedSourcePositionsForProfiling')).toEqual([0x0f, 0x1f, 0x44, 0, 0]);
     // The check of the result is kept.
     expect([...r.bytes.subarray(calls._ZN4node6crypto6CSPRNGEPvm! + 5, calls._ZN4node6crypto6CSPRNGEPvm! + 7)]).toEqual([0x84, 0xc0]);
   });
@@ -162,6 +172,8 @@ describe('node tuning', () => {
     expect(r.bytes[untested.calls.OPENSSL_init_crypto!]).toBe(0xe8);
     expect(r.bytes[untested.calls._ZN2v82V816SetEntropySourceEPFbPhmE!]).toBe(0xe8);
     expect(r.bytes[untested.calls.InitCryptoOnce!]).toBe(0xe8);
+    // Changes of another kind are independent.
+    expect(r.bytes[untested.calls.UseDetailedSourcePositionsForProfiling!]).toBe(0x0f);
   });
   test('leaves an unexpected binary as it is and says why', () => {
     expect(tuneNode(fakeNode({ pie: true }).bytes).notDone).toMatch(/non-PIE/);
