@@ -6,7 +6,7 @@
  * upstream does. ADD prints the result; any failure prints the CNI error JSON on stdout and one readable line
  * on stderr, and exits 1.
  */
-import { createHash } from 'node:crypto';
+import { sha512Hex } from '../lib/hash';
 import { basename, resolve } from 'node:path';
 import { asCniError, envError } from '../lib/errors';
 import { CniRuntime } from '../lib/runtime/api';
@@ -51,7 +51,7 @@ function parseCapArgs(raw: string | undefined): Record<string, unknown> | undefi
 }
 
 /** Upstream's container ID: "cnitool-" and the first 10 bytes of sha512(absolute netns path) in hex. */
-export const containerIdFor = (netnsPath: string) => `cnitool-${createHash('sha512').update(netnsPath).digest('hex').slice(0, 20)}`;
+export const containerIdFor = (netnsPath: string) => `cnitool-${sha512Hex(netnsPath).slice(0, 20)}`;
 
 interface Parsed {
   command: ToolCommand;

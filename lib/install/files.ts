@@ -4,7 +4,7 @@
  * The old inode lives on while something has it open or is executing it, so there is no "text file busy".
  */
 import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, rmSync, writeSync, createReadStream, copyFileSync, statSync, chmodSync, constants } from 'node:fs';
-import { createHash } from 'node:crypto';
+import { createHashLazily } from '../hash';
 import { basename, dirname, join } from 'node:path';
 
 const tmpName = (target: string) => join(dirname(target), `.${basename(target)}.tmp-${process.pid}`);
@@ -70,7 +70,7 @@ export function linkAtomic(existing: string, target: string): void {
 
 export function sha256File(path: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
+    const h = createHashLazily('sha256');
     createReadStream(path)
       .on('data', (d) => h.update(d))
       .on('end', () => resolve(h.digest('hex')))

@@ -8,7 +8,7 @@
  * Each carries a digest of its content in a comment, so a pass (or a restarted installer) reads back only our
  * own table or chain to know whether it is current.
  */
-import { createHash } from 'node:crypto';
+import { createHashLazily } from '../hash';
 import { parseCidr, type Family } from '../ip';
 import { iptablesRestore, nftApply, run } from '../exec';
 
@@ -16,7 +16,7 @@ export const MASQ_TABLE = 'cni_ts_masq';
 export const MASQ_CHAIN = 'CNI-TS-MASQ';
 export type MasqueradeBackendName = 'nftables' | 'iptables';
 
-const digestOf = (text: string) => createHash('sha256').update(text).digest('hex').slice(0, 16);
+const digestOf = (text: string) => createHashLazily('sha256').update(text).digest('hex').slice(0, 16);
 const ofFamily = (list: readonly string[], f: Family) => list.filter((c) => parseCidr(c)!.addr.family === f);
 const MULTICAST = { 4: '224.0.0.0/4', 6: 'ff00::/8' } as const;
 
