@@ -63,6 +63,14 @@
 //    compute them for every bytecode array the snapshot holds (3 M instructions, 4% of a start) and keeps
 //    computing them at every compile. Without the call V8 computes a function's positions when something asks
 //    for them (a stack trace, a profile), as it does by default. The call becomes a 5-byte no-op, found as 6.'s.
+//
+// 9. process.exit() ends the process at once (the node binary). After JavaScript's 'exit' listeners, Node's exit
+//    handler stops the tracing agent, shuts libuv's thread pool and V8's platform down (joining their threads)
+//    and calls exit(), which runs every static destructor: ~0.7 ms between a plugin's result and its exit, which
+//    the runtime waits for. Our output is written synchronously (stdout and stderr are pipes or files; the
+//    trace is appendFileSync), so nothing is left to flush. DefaultProcessExitHandlerInternal(env, code) starts
+//    with `mov %esi, %edi; mov $231, %eax; syscall` (exit_group(code)) instead. A process that ends without
+//    process.exit() (cnitool, the installer) returns from main as before.
 'use strict';
 const { readFileSync, writeFileSync } = require('node:fs');
 
@@ -219,6 +227,9 @@ function callChanges(elf, symbols, changes) {
 }
 
 const SHOULD_VERIFY = '_ZN2v88internal8Snapshot20ShouldVerifyChecksumEPKNS_11StartupDataE';
+const EXIT_HANDLER = '_ZN4node33DefaultProcessExitHandlerInternalEPNS_11EnvironmentENS_8ExitCodeE';
+// mov %esi, %edi (the exit code, its second argument); mov $231, %eax (exit_group); syscall
+const EXIT_GROUP = Buffer.from([0x89, 0xf7, 0xb8, 0xe7, 0x00, 0x00, 0x00, 0x0f, 0x05]);
 const RETURN_TRUE = Buffer.from([0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3]); // mov $1, %eax; ret
 const RETURN_FALSE = Buffer.from([0xb8, 0x00, 0x00, 0x00, 0x00, 0xc3]); // mov $0, %eax; ret
 
@@ -244,8 +255,9 @@ function tuneNode(input, symbols = input) {
   } catch (e) {
     notDone.push(`flags: ${e.message}`);
   }
+  const symbolTable = new Elf(Buffer.from(symbols));
   try {
-    const va = new Elf(Buffer.from(symbols)).symbol(SHOULD_VERIFY);
+    const va = symbolTable.symbol(SHOULD_VERIFY);
     if (va === undefined) throw new Error('no symbol table with Snapshot::ShouldVerifyChecksum');
     const off = elf.offOf(va);
     if (off < 0 || elf.f.compare(RETURN_TRUE, 0, RETURN_TRUE.length, off, off + RETURN_TRUE.length) !== 0) throw new Error('Snapshot::ShouldVerifyChecksum is not "return true" here');
@@ -253,13 +265,21 @@ function tuneNode(input, symbols = input) {
   } catch (e) {
     notDone.push(`snapshot checksum: ${e.message}`);
   }
-  const symbolTable = new Elf(Buffer.from(symbols));
   for (const [what, changes] of [['openssl at start', OPENSSL_AT_START], ['profiler source positions', PROFILER_POSITIONS]]) {
     try {
       for (const change of callChanges(elf, symbolTable, changes)) change();
     } catch (e) {
       notDone.push(`${what}: ${e.message}`);
     }
+  }
+  try {
+    const fn = symbolTable.symbolWithSize(EXIT_HANDLER);
+    if (!fn) throw new Error('no symbol DefaultProcessExitHandlerInternal');
+    const off = elf.offOf(fn.va);
+    if (off < 0 || fn.size < 16) throw new Error('DefaultProcessExitHandlerInternal is not in the file, or too short');
+    EXIT_GROUP.copy(elf.f, off);
+  } catch (e) {
+    notDone.push(`fast exit: ${e.message}`);
   }
   for (const name of IGNORED_ENV) {
     try {

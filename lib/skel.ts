@@ -3,7 +3,7 @@
  * (size-capped) and the CNI_* environment, validates both per command, negotiates the version, dispatches,
  * and prints the versioned result or the error JSON. Nothing else in the tree writes to stdout.
  */
-import { readSync } from 'node:fs';
+import { readSync, writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { parseCniArgs, type CniArgs } from './args';
 import { asCniError, CniError, decodeError, envError } from './errors';
@@ -215,6 +215,24 @@ export async function readStdin(cap = MAX_STDIN_BYTES): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+/**
+ * Writes all of `text` to `fd` now. process.stdout queues what a full pipe does not take at once, and
+ * process.exit() drops the queue (200 KB printed before process.exit() arrived as 64 or 128 KB); a runtime that
+ * reads its end late must still get the whole result.
+ */
+export function writeAllSync(fd: number, text: string): void {
+  const buf = Buffer.from(text);
+  for (let at = 0; at < buf.length; ) {
+    try {
+      at += writeSync(fd, buf, at);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+      // A non-blocking pipe that is full: wait a millisecond for the reader.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+    }
+  }
+}
+
 /** The process entry point for a plugin: real stdin, env and stdout; exit code set, never a stack trace. */
 export async function pluginMain(plugin: Plugin): Promise<void> {
   let stdin: Buffer = Buffer.alloc(0);
@@ -225,16 +243,16 @@ export async function pluginMain(plugin: Plugin): Promise<void> {
       stdin = await readStdin();
     } catch (e) {
       const err = new CniError(5, `cannot read stdin: ${(e as Error).message}`);
-      process.stdout.write(JSON.stringify(err.toJSON(LATEST_VERSION)) + '\n');
+      writeAllSync(1, JSON.stringify(err.toJSON(LATEST_VERSION)) + '\n');
       process.exitCode = 1;
       return;
     }
   }
   traceNote(`${plugin.name} ${command ?? ''} read its input`);
   const out = await runPlugin(plugin, { stdin, env: process.env, stderr: (t) => process.stderr.write(t) });
-  process.stdout.write(out.stdout);
+  writeAllSync(1, out.stdout);
   traceNote(`${plugin.name} ${command ?? ''} done`);
-  // Everything this request started has ended; skip Node's teardown (a few ms). stdout and stderr are pipes or
-  // files here, and Node writes those synchronously on Linux, so nothing printed is lost.
+  // Everything this request started has ended and the result is written; skip Node's teardown (the build makes
+  // process.exit() an exit_group: build/node-patch.cjs, item 9).
   process.exit(out.exitCode);
 }

@@ -5,6 +5,7 @@ import { dropBuiltinCodeCache, markSnapshotPortable, tuneNode } from '../../buil
 function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer; valueOff: number; cliOff: number; sparkValue: number; fnOff: number; env: Record<string, number>; otherCopy: number; calls: Record<string, number> } {
   const VADDR = 0x400000;
   const f = Buffer.alloc(0xa00);
+  const calls: Record<string, number> = {};
   f.writeUInt32BE(0x7f454c46, 0);
   f[4] = 2; // ELF64
   f[5] = 1; // little-endian
@@ -49,6 +50,10 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   const createEnvOff = 0x980;
   const initCrypto = 0x9d0;
   const miscHandlersOff = 0x9e0;
+  // Node's exit handler's body (push %rbp ...) at 0x310.
+  const exitHandlerOff = 0x310;
+  Buffer.from([0x55, 0xb8, 1, 0, 0, 0, 0x48, 0x89, 0xe5]).copy(f, exitHandlerOff);
+  calls.exitHandler = exitHandlerOff;
   const detailedPositions = 0x9f8;
   const symbols: [string, number, number][] = [
     ['_ZN2v88internal8Snapshot20ShouldVerifyChecksumEPKNS_11StartupDataE', fnOff, 6],
@@ -58,6 +63,7 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
     ['_ZN4node6crypto14InitCryptoOnceEPN2v87IsolateE', initCrypto, 8],
     ['_ZN4node22SetIsolateMiscHandlersEPN2v87IsolateERKNS_15IsolateSettingsE', miscHandlersOff, 0x10],
     ['_ZN2v811CpuProfiler38UseDetailedSourcePositionsForProfilingEPNS_7IsolateE', detailedPositions, 8],
+    ['_ZN4node33DefaultProcessExitHandlerInternalEPNS_11EnvironmentENS_8ExitCodeE', exitHandlerOff, 0x20],
   ];
   let str = 0x521;
   symbols.forEach(([name, off, size], i) => {
@@ -81,7 +87,6 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   sh(1, 2, 0x800, 24 * (symbols.length + 1), 2);
   sh(2, 3, 0x520, str - 0x520, 0);
   // The setup's body: `call OPENSSL_init_crypto`, `call CSPRNG; test %al, %al`, `call SetEntropySource`.
-  const calls: Record<string, number> = {};
   let at = initOff + 4;
   for (const [name, target] of Object.entries(callees)) {
     f[at] = 0xe8;
@@ -153,6 +158,12 @@ describe('node tuning', () => {
     expect(at('InitCryptoOnce')).toEqual([0x0f, 0x1f, 0x44, 0, 0]);
     // 8.: no detailed source positions for the profiler.
     expect(at('UseDetailedSourcePositionsForProfiling')).toEqual([0x0f, 0x1f, 0x44, 0, 0]);
+  });
+  test('makes the exit handler an exit_group of its second argument', () => {
+    const { bytes, calls } = fakeNode();
+    const r = tuneNode(bytes);
+    expect(r.notDone).toBe('');
+    expect([...r.bytes.subarray(calls.exitHandler!, calls.exitHandler! + 9)]).toEqual([0x89, 0xf7, 0xb8, 0xe7, 0, 0, 0, 0x0f, 0x05]);
     // The check of the result is kept.
     expect([...r.bytes.subarray(calls._ZN4node6crypto6CSPRNGEPvm! + 5, calls._ZN4node6crypto6CSPRNGEPvm! + 7)]).toEqual([0x84, 0xc0]);
   });
