@@ -4,9 +4,10 @@
  * process through the registry that cmd/ fills, with the same input, environment and result as an exec.
  */
 import { spawn } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { CniError, configError, ErrorCode, internalError } from './errors';
+import { isExecutableFile } from './executable';
 import { endInput, traceSpawn } from './exec';
 import { runPlugin, type Command, type Plugin } from './skel';
 import { parseResult, type Result } from './types/result';
@@ -23,12 +24,7 @@ export function findInPath(type: string, path: readonly string[], field = 'type'
   if (!type || type.includes('/') || type === '.' || type === '..') throw configError(`${field}: "${type}" is not a plugin name`);
   for (const dir of path) {
     const p = join(dir, type);
-    try {
-      accessSync(p, constants.X_OK);
-      if (statSync(p).isFile()) return p;
-    } catch {
-      // not in this directory
-    }
+    if (isExecutableFile(p)) return p;
   }
   throw configError(`${field}: no plugin "${type}" found in CNI_PATH [${path.join(':')}]`);
 }

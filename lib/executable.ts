@@ -1,0 +1,17 @@
+/**
+ * Whether a path is an executable file, without an exception for the usual "no such file": looking a command up
+ * along PATH or CNI_PATH misses in most directories, and each miss thrown and caught cost a cold plugin process
+ * tens of microseconds (an Error with its stack trace), ~0.5 ms per request over the few lookups it makes.
+ */
+import { accessSync, constants, statSync } from 'node:fs';
+
+export function isExecutableFile(p: string): boolean {
+  try {
+    if (!statSync(p, { throwIfNoEntry: false })?.isFile()) return false;
+    accessSync(p, constants.X_OK);
+    return true;
+  } catch {
+    // ENOTDIR (a PATH entry that is a file), EACCES, ...
+    return false;
+  }
+}
