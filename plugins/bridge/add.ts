@@ -22,8 +22,10 @@ import type { Result } from '../../lib/types/result';
 import { loadConf, type BridgeConf } from './config';
 import { conflictingAddresses, hasAddresses, planAdd, planHostAttach, type AddPlan } from './plan';
 
-/** Checks that need no side effect: the netns, names ip -batch can carry, tools the config needs. */
-/** Checks what ADD needs before its first change; returns the bridge's state as read for the checks. */
+/**
+ * Checks that need no side effect: the netns, names ip -batch can carry, tools the config needs. Returns the
+ * bridge's state as read for the checks (ADD plans with it).
+ */
 function preflight(conf: BridgeConf, a: CmdArgs): LinkState | undefined {
   if (!netnsExists(a.netns)) throw envError(`CNI_NETNS "${a.netns}" does not exist`);
   for (const [what, v] of [['CNI_NETNS', a.netns], ['CNI_IFNAME', a.ifname]] as const) {
