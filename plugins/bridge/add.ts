@@ -134,7 +134,10 @@ export async function add(a: CmdArgs): Promise<Result> {
   // The masquerade's process, started while IPAM works (below).
   let prepared: PreparedMasquerade | undefined;
 
+  // Set when this ADD fails before IPAM has answered: attach then refuses, so IPAM's reservation is released.
+  let failing = false;
   const attach = async (ipam?: Result): Promise<Result> => {
+    if (failing) throw new CniError(ErrorCode.Internal, 'bridge ADD failed while IPAM worked');
     if (ipam && !ipam.ips?.length) throw new CniError(ErrorCode.Internal, `ipam.type ${conf.ipamType}: returned no IP addresses`);
     const plan = planAdd({ ...base, ...(ipam ? { ipam } : {}) });
     const rest = plan.hostBatch.slice(attachLines.length);
@@ -196,6 +199,7 @@ export async function add(a: CmdArgs): Promise<Result> {
     return plan.result;
   };
 
+  let added: Promise<Result> | undefined;
   try {
     if (!conf.ipamType) {
       startContainer();
@@ -205,12 +209,16 @@ export async function add(a: CmdArgs): Promise<Result> {
     // addresses and the rules, while the container's process only has to be up by then (each spawn holds this
     // thread 1.5-3 ms). host-local in-process runs synchronously up to that spawn; attach runs after IPAM's
     // result, when the processes below exist.
-    const added = withIpamAdd(conf.ipamType, a.version, { stdin: a.stdin, env: a.env, path: a.path, field: 'ipam.type' }, attach);
+    added = withIpamAdd(conf.ipamType, a.version, { stdin: a.stdin, env: a.env, path: a.path, field: 'ipam.type' }, attach);
     startContainer();
     // Started while IPAM works, so the rules' process is up when the addresses come; attach finds it.
     prepared = fw?.prepareMasquerade?.();
     return await added;
   } catch (e) {
+    // A step after IPAM's start failed (a spawn that throws at once): IPAM ends before the undo, without a
+    // reservation (attach refuses, withIpamAdd releases).
+    failing = true;
+    await added?.catch(() => undefined);
     // Let the host batches finish what they were sent (so nothing is half made), stop the container process, undo.
     await Promise.all(batches);
     await inContainer?.abort();
