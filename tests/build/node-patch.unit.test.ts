@@ -1,10 +1,22 @@
 /** The byte-level changes the build makes to node and to the SEA blob, on synthetic files of the same shape. */
+import { createHash } from 'node:crypto';
 import { dropBuiltinCodeCache, markSnapshotPortable, tuneNode } from '../../build/node-patch.cjs';
 
+interface Checked {
+  sha256: string;
+  size: number;
+  forkCall: number;
+  environStore: number;
+}
+const SPAWN_OFF = 0xb40;
+const SPAWN_SIZE = 0xa0e;
+const FORK_OFF = 0x1600;
+const ENVIRON_OFF = 0x1700;
+
 /** A fixed-address ELF64 with one writable PT_LOAD covering the file: literals, a flag value and a flag-table entry. */
-function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer; valueOff: number; cliOff: number; sparkValue: number; fnOff: number; env: Record<string, number>; otherCopy: number; calls: Record<string, number> } {
+function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer; valueOff: number; cliOff: number; sparkValue: number; fnOff: number; env: Record<string, number>; otherCopy: number; calls: Record<string, number>; spawnOff: number; checked: Checked } {
   const VADDR = 0x400000;
-  const f = Buffer.alloc(0xa00);
+  const f = Buffer.alloc(0x1800);
   const calls: Record<string, number> = {};
   f.writeUInt32BE(0x7f454c46, 0);
   f[4] = 2; // ELF64
@@ -18,7 +30,7 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   f.writeUInt32LE(7, 0x44);
   f.writeBigUInt64LE(0n, 0x48);
   f.writeBigUInt64LE(BigInt(VADDR), 0x50);
-  f.writeBigUInt64LE(0xa00n, 0x60);
+  f.writeBigUInt64LE(0x1800n, 0x60);
   const cliOff = 0x101;
   f.write('--rehash-snapshot\0', cliOff, 'latin1');
   const nameOff = 0x121;
@@ -50,8 +62,8 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   const createEnvOff = 0x980;
   const initCrypto = 0x9d0;
   const miscHandlersOff = 0x9e0;
-  // Node's exit handler's body (push %rbp ...) at 0x310.
-  const exitHandlerOff = 0x310;
+  // Node's exit handler's body (push %rbp ...) at 0xa00, long enough to hold 10.'s stub after 9.'s exit_group.
+  const exitHandlerOff = 0xa00;
   Buffer.from([0x55, 0xb8, 1, 0, 0, 0, 0x48, 0x89, 0xe5]).copy(f, exitHandlerOff);
   calls.exitHandler = exitHandlerOff;
   const detailedPositions = 0x9f8;
@@ -63,7 +75,8 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
     ['_ZN4node6crypto14InitCryptoOnceEPN2v87IsolateE', initCrypto, 8],
     ['_ZN4node22SetIsolateMiscHandlersEPN2v87IsolateERKNS_15IsolateSettingsE', miscHandlersOff, 0x10],
     ['_ZN2v811CpuProfiler38UseDetailedSourcePositionsForProfilingEPNS_7IsolateE', detailedPositions, 8],
-    ['_ZN4node33DefaultProcessExitHandlerInternalEPNS_11EnvironmentENS_8ExitCodeE', exitHandlerOff, 0x20],
+    ['_ZN4node33DefaultProcessExitHandlerInternalEPNS_11EnvironmentENS_8ExitCodeE', exitHandlerOff, 0x120],
+    ['uv_spawn', SPAWN_OFF, SPAWN_SIZE],
   ];
   let str = 0x521;
   symbols.forEach(([name, off, size], i) => {
@@ -114,13 +127,27 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   }
   const otherCopy = 0x4b1;
   f.write('NODE_OPTIONS\0', otherCopy, 'latin1');
-  return { bytes: f, valueOff, cliOff, sparkValue, fnOff, env, otherCopy, calls };
+  // uv_spawn at 0xb40: its prologue (a 0x1f8-byte frame below five pushes), `call fork` and `mov %rax, environ(%rip)`.
+  Buffer.from('554889e54157415641554154534881ecf8010000', 'hex').copy(f, SPAWN_OFF);
+  const forkCall = SPAWN_OFF + 0x307;
+  f[forkCall] = 0xe8;
+  f.writeInt32LE(FORK_OFF - (forkCall + 5), forkCall + 1);
+  calls.fork = forkCall;
+  const store = SPAWN_OFF + 0x925;
+  Buffer.from([0x48, 0x89, 0x05]).copy(f, store);
+  f.writeInt32LE(ENVIRON_OFF - (store + 7), store + 3);
+  const sha256 = createHash('sha256').update(f.subarray(SPAWN_OFF, SPAWN_OFF + SPAWN_SIZE)).digest('hex');
+  return { bytes: f, valueOff, cliOff, sparkValue, fnOff, env, otherCopy, calls, spawnOff: SPAWN_OFF, checked: { sha256, size: SPAWN_SIZE, forkCall: 0x307, environStore: 0x925 } };
 }
+
+/** tuneNode, with the fake's uv_spawn as the one 10. was checked against. */
+const tuneFake = (bytes: Buffer) =>
+  tuneNode(bytes, bytes, { sha256: createHash('sha256').update(bytes.subarray(SPAWN_OFF, SPAWN_OFF + SPAWN_SIZE)).digest('hex'), size: SPAWN_SIZE, forkCall: 0x307, environStore: 0x925 });
 
 describe('node tuning', () => {
   test('turns rehash_snapshot and sparkplug off through the flag table, empties the literal node passes, and makes ShouldVerifyChecksum return false', () => {
     const { bytes, valueOff, cliOff, sparkValue, fnOff } = fakeNode();
-    const r = tuneNode(bytes);
+    const r = tuneFake(bytes);
     expect(r.notDone).toBe('');
     expect(r.bytes[valueOff]).toBe(0);
     expect(r.bytes[sparkValue]).toBe(0);
@@ -132,7 +159,7 @@ describe('node tuning', () => {
   });
   test('empties the literals of NODE_OPTIONS and NODE_EXTRA_CA_CERTS that code passes to getenv, and no other copy', () => {
     const { bytes, env, otherCopy } = fakeNode();
-    const r = tuneNode(bytes);
+    const r = tuneFake(bytes);
     expect(r.notDone).toBe('');
     for (const [name, off] of Object.entries(env)) {
       expect(r.bytes[off]).toBe(0);
@@ -143,13 +170,13 @@ describe('node tuning', () => {
   test('leaves the environment alone when the getenv literal is not found exactly once', () => {
     const { bytes, env } = fakeNode();
     bytes[0x4d0] = 0x90; // NODE_OPTIONS is no longer loaded into %edi
-    const r = tuneNode(bytes);
+    const r = tuneFake(bytes);
     expect(r.notDone).toMatch(/environment: expected one "NODE_OPTIONS" literal passed to getenv, found 0/);
     expect(r.bytes[env.NODE_EXTRA_CA_CERTS!]).toBe(0);
   });
   test("replaces Node's start-up calls into OpenSSL: its setup and the seeded check return 1, V8 gets no entropy source, no crypto setup", () => {
     const { bytes, calls } = fakeNode();
-    const r = tuneNode(bytes);
+    const r = tuneFake(bytes);
     expect(r.notDone).toBe('');
     const at = (name: string) => [...r.bytes.subarray(calls[name]!, calls[name]! + 5)];
     expect(at('OPENSSL_init_crypto')).toEqual([0xb8, 1, 0, 0, 0]);
@@ -161,11 +188,53 @@ describe('node tuning', () => {
   });
   test('makes the exit handler an exit_group of its second argument', () => {
     const { bytes, calls } = fakeNode();
-    const r = tuneNode(bytes);
+    const r = tuneFake(bytes);
     expect(r.notDone).toBe('');
     expect([...r.bytes.subarray(calls.exitHandler!, calls.exitHandler! + 9)]).toEqual([0x89, 0xf7, 0xb8, 0xe7, 0, 0, 0, 0x0f, 0x05]);
     // The check of the result is kept.
     expect([...r.bytes.subarray(calls._ZN4node6crypto6CSPRNGEPvm! + 5, calls._ZN4node6crypto6CSPRNGEPvm! + 7)]).toEqual([0x84, 0xc0]);
+  });
+  test("starts child processes with vfork: uv_spawn's fork call goes to a stub in the exit handler's dead body", () => {
+    const { bytes, calls } = fakeNode();
+    const r = tuneFake(bytes);
+    expect(r.notDone).toBe('');
+    const VADDR = 0x400000;
+    const home = calls.exitHandler! + 16;
+    // The call now goes to the stub; the exit handler still starts with exit_group.
+    expect(r.bytes[calls.fork!]).toBe(0xe8);
+    expect(calls.fork! + 5 + r.bytes.readInt32LE(calls.fork! + 1)).toBe(home);
+    expect(r.bytes[calls.exitHandler!]).toBe(0x89);
+    // The stub: environ saved and restored at its address, uv_spawn's whole frame (0x1f8 + five pushes) copied
+    // aside and back, the vfork syscall, and fork as the fallback.
+    expect(r.bytes.readUInt32LE(home + 0x06)).toBe(VADDR + ENVIRON_OFF);
+    expect(r.bytes.readUInt32LE(home + 0x40)).toBe(VADDR + ENVIRON_OFF);
+    expect(r.bytes.readInt32LE(home + 0x0d)).toBe(-0x220);
+    expect(r.bytes.readInt32LE(home + 0x4a)).toBe(-0x220);
+    expect(r.bytes.readUInt32LE(home + 0x1d)).toBe(0x220);
+    expect(r.bytes.readUInt32LE(home + 0x4f)).toBe(0x220);
+    expect(r.bytes.subarray(home + 0x2a, home + 0x31).toString('hex')).toBe('b83a0000000f05');
+    expect(home + 0x65 + r.bytes.readInt32LE(home + 0x61)).toBe(FORK_OFF);
+  });
+  test('leaves uv_spawn calling fork when its code is not the one the stub was checked against', () => {
+    const { bytes, calls } = fakeNode();
+    // The fake's uv_spawn is not libuv's: the recorded digest does not match.
+    let r = tuneNode(bytes);
+    expect(r.notDone).toMatch(/vfork spawn: uv_spawn is not the code this change was checked against/);
+    expect(calls.fork! + 5 + r.bytes.readInt32LE(calls.fork! + 1)).toBe(FORK_OFF);
+    // Nor when the exit handler could not be made an exit_group (the stub's home).
+    const noExit = fakeNode();
+    const exitHandlerSize = 0x800 + 24 * 10 + 16; // its symbol's size field
+    noExit.bytes.writeBigUInt64LE(8n, exitHandlerSize);
+    r = tuneFake(noExit.bytes);
+    expect(r.notDone).toMatch(/fast exit: DefaultProcessExitHandlerInternal is not in the file, or too short/);
+    expect(noExit.calls.fork! + 5 + r.bytes.readInt32LE(noExit.calls.fork! + 1)).toBe(FORK_OFF);
+    // Or when the stub does not fit after the exit_group.
+    const short = fakeNode();
+    short.bytes.writeBigUInt64LE(0x40n, exitHandlerSize);
+    r = tuneFake(short.bytes);
+    expect(r.notDone).toBe('vfork spawn: the exit handler is too short to hold the stub');
+    expect(r.bytes[short.calls.exitHandler!]).toBe(0x89);
+    expect(short.calls.fork! + 5 + r.bytes.readInt32LE(short.calls.fork! + 1)).toBe(FORK_OFF);
   });
   test("changes none of OpenSSL's start-up calls when one is not as expected", () => {
     const twice = fakeNode();
@@ -173,12 +242,12 @@ describe('node tuning', () => {
     const extra = twice.calls.OPENSSL_init_crypto! + 7;
     twice.bytes[extra] = 0xe8;
     twice.bytes.writeInt32LE(0x9b0 - (extra + 5), extra + 1);
-    let r = tuneNode(twice.bytes);
+    let r = tuneFake(twice.bytes);
     expect(r.notDone).toMatch(/openssl at start: expected one call to CSPRNG in InitializeOncePerProcessInternal, found 2/);
     expect(r.bytes[twice.calls.OPENSSL_init_crypto!]).toBe(0xe8);
     const untested = fakeNode();
     untested.bytes[untested.calls._ZN4node6crypto6CSPRNGEPvm! + 5] = 0x90;
-    r = tuneNode(untested.bytes);
+    r = tuneFake(untested.bytes);
     expect(r.notDone).toMatch(/the result of CSPRNG is not tested as expected/);
     expect(r.bytes[untested.calls.OPENSSL_init_crypto!]).toBe(0xe8);
     expect(r.bytes[untested.calls._ZN2v82V816SetEntropySourceEPFbPhmE!]).toBe(0xe8);
@@ -187,16 +256,16 @@ describe('node tuning', () => {
     expect(r.bytes[untested.calls.UseDetailedSourcePositionsForProfiling!]).toBe(0x0f);
   });
   test('leaves an unexpected binary as it is and says why', () => {
-    expect(tuneNode(fakeNode({ pie: true }).bytes).notDone).toMatch(/non-PIE/);
-    expect(tuneNode(fakeNode({ value: 0 }).bytes).notDone).toMatch(/not a bool flag that is true/);
+    expect(tuneFake(fakeNode({ pie: true }).bytes).notDone).toMatch(/non-PIE/);
+    expect(tuneFake(fakeNode({ value: 0 }).bytes).notDone).toMatch(/not a bool flag that is true/);
     const { bytes } = fakeNode();
     bytes.write('x', 0x121, 'latin1');
-    expect(tuneNode(bytes).notDone).toMatch(/one flag-table entry for rehash_snapshot/);
-    expect(tuneNode(Buffer.from('not an elf')).notDone).toMatch(/ELF64/);
+    expect(tuneFake(bytes).notDone).toMatch(/one flag-table entry for rehash_snapshot/);
+    expect(tuneFake(Buffer.from('not an elf')).notDone).toMatch(/ELF64/);
     // A function body other than "return true" is left alone.
     const other = fakeNode();
     other.bytes[other.fnOff + 5] = 0x90;
-    const r = tuneNode(other.bytes);
+    const r = tuneFake(other.bytes);
     expect(r.notDone).toMatch(/ShouldVerifyChecksum is not "return true"/);
     expect(r.bytes[other.fnOff + 1]).toBe(1);
   });
