@@ -282,6 +282,8 @@ function vforkSpawn(elf, symbols, exitHandler, checked, sha256) {
   if (elf.f[call] !== 0xe8 || elf.f.readUIntBE(store, 3) !== 0x488905) throw new Error('uv_spawn has no fork call or environ store where checked');
   const forkVa = elf.vaOf(call) + 5 + elf.f.readInt32LE(call + 1);
   const environVa = elf.vaOf(store) + 7 + elf.f.readInt32LE(store + 3);
+  // The stub addresses environ as a sign-extended 32-bit absolute (a fixed-address executable's .bss is low).
+  if (environVa >= 2 ** 31) throw new Error('environ is beyond a 32-bit absolute address');
   const home = exitHandler.va + 16;
   if (exitHandler.size < 16 + VFORK_STUB.length) throw new Error('the exit handler is too short to hold the stub');
   return () => {

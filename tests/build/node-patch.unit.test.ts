@@ -1,20 +1,14 @@
 /** The byte-level changes the build makes to node and to the SEA blob, on synthetic files of the same shape. */
 import { createHash } from 'node:crypto';
-import { dropBuiltinCodeCache, markSnapshotPortable, tuneNode } from '../../build/node-patch.cjs';
+import { dropBuiltinCodeCache, markSnapshotPortable, tuneNode, type CheckedSpawn } from '../../build/node-patch.cjs';
 
-interface Checked {
-  sha256: string;
-  size: number;
-  forkCall: number;
-  environStore: number;
-}
 const SPAWN_OFF = 0xb40;
 const SPAWN_SIZE = 0xa0e;
 const FORK_OFF = 0x1600;
 const ENVIRON_OFF = 0x1700;
 
 /** A fixed-address ELF64 with one writable PT_LOAD covering the file: literals, a flag value and a flag-table entry. */
-function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer; valueOff: number; cliOff: number; sparkValue: number; fnOff: number; env: Record<string, number>; otherCopy: number; calls: Record<string, number>; spawnOff: number; checked: Checked } {
+function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer; valueOff: number; cliOff: number; sparkValue: number; fnOff: number; env: Record<string, number>; otherCopy: number; calls: Record<string, number> } {
   const VADDR = 0x400000;
   const f = Buffer.alloc(0x1800);
   const calls: Record<string, number> = {};
@@ -136,13 +130,14 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   const store = SPAWN_OFF + 0x925;
   Buffer.from([0x48, 0x89, 0x05]).copy(f, store);
   f.writeInt32LE(ENVIRON_OFF - (store + 7), store + 3);
-  const sha256 = createHash('sha256').update(f.subarray(SPAWN_OFF, SPAWN_OFF + SPAWN_SIZE)).digest('hex');
-  return { bytes: f, valueOff, cliOff, sparkValue, fnOff, env, otherCopy, calls, spawnOff: SPAWN_OFF, checked: { sha256, size: SPAWN_SIZE, forkCall: 0x307, environStore: 0x925 } };
+  return { bytes: f, valueOff, cliOff, sparkValue, fnOff, env, otherCopy, calls };
 }
 
 /** tuneNode, with the fake's uv_spawn as the one 10. was checked against. */
-const tuneFake = (bytes: Buffer) =>
-  tuneNode(bytes, bytes, { sha256: createHash('sha256').update(bytes.subarray(SPAWN_OFF, SPAWN_OFF + SPAWN_SIZE)).digest('hex'), size: SPAWN_SIZE, forkCall: 0x307, environStore: 0x925 });
+const tuneFake = (bytes: Buffer) => {
+  const checked: CheckedSpawn = { sha256: createHash('sha256').update(bytes.subarray(SPAWN_OFF, SPAWN_OFF + SPAWN_SIZE)).digest('hex'), size: SPAWN_SIZE, forkCall: 0x307, environStore: 0x925 };
+  return tuneNode(bytes, bytes, checked);
+};
 
 describe('node tuning', () => {
   test('turns rehash_snapshot and sparkplug off through the flag table, empties the literal node passes, and makes ShouldVerifyChecksum return false', () => {
