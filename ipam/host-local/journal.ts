@@ -1,34 +1,39 @@
 /**
- * A journal of reservation owners, so ADD/DEL/CHECK in a large network directory read one file instead of
- * every reservation (the duplicate check needs every owner; in a 99%-full /16 that is 65,000 reads).
+ * A journal of reservation owners, so ADD/DEL/CHECK read one file instead of every reservation (the duplicate
+ * check needs every owner: 500 reads cost ~8 ms of a cold process, and in a 99%-full /16 it is 65,000).
  *
  * It lives in the network directory as `.host-local-owners` (hidden from ls; the Go plugin reads it during its
  * walks but its content never equals an owner key and its name is no address, so Go ignores it). Lines:
  * `+\tname\tid[\tifname]` (reserved), `-\tname` (released), `L\tlast_reserved_ip.N\tcontent\tmtimeNs` (what the
- * last_reserved_ip files looked like after our last change). Later lines win.
+ * last_reserved_ip files looked like after our last change), `D\tmtimeNs` (the directory's mtime then). Later
+ * lines win.
  *
- * Why it can be trusted: a lookup finds candidate names by searching the text for the owner, then reads each
- * candidate's file, so a stale line (a name released since) never counts. Names the journal never saw are found
- * by diffing it against the readdir we do anyway, and read. The one change neither shows is a name released and
- * reserved again by someone else (the Go plugin), but every Go reservation rewrites a last_reserved_ip file, so
- * any difference in their content or mtime means "rebuild from the files". Reusing a name needs a release in
- * between: ours are journaled, and a Go DEL reads every file of the directory (tens of ms at INDEX_MIN_NAMES
- * files) after our last write, so the reservation that follows cannot write last_reserved_ip in the timestamp
- * tick of ours even on a coarse clock. Below that size reading every file is cheap and the journal is not used.
+ * Why it can be trusted: it is believed only while the directory and its last_reserved_ip files are exactly as
+ * our last commit left them. Each commit sets their mtimes to a moment in the past (two seconds back, the
+ * nanoseconds random) and records what it set. Whoever creates, removes or renames a file in the directory
+ * afterwards (the Go plugin, a person, an older version of ours) sets the directory's mtime to the present, and
+ * every Go reservation rewrites a last_reserved_ip file, which sets that file's mtime to the present: neither
+ * can reproduce the recorded past value, on a coarse clock or a fine one, unless the clock is stepped back by
+ * seconds onto the same nanosecond. Then the next request rebuilds the journal from the files. On top of that a
+ * lookup reads each candidate's file, so a stale line never counts, and names the journal never saw (there are
+ * none while the stamps hold, but the check is cheap) are read. Below INDEX_MIN_NAMES names reading every file
+ * costs less than the journal's own bookkeeping, and it is not used.
  */
-import { appendFileSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isReservationName, LAST_RESERVED_PREFIX, type Owners, type Store } from './store';
 
 export const JOURNAL_FILE = '.host-local-owners';
 const HEADER = 'host-local owner journal v1\n';
 /** Below this many names in the directory, every owner is read from its file. */
-export const INDEX_MIN_NAMES = 4096;
+export const INDEX_MIN_NAMES = 32;
 
 interface Parsed {
   /** Names with a live `+` line. */
   names: Set<string>;
   stamps: Map<string, string>;
+  /** The directory's mtime (ns) after the last commit. */
+  dirStamp: string | undefined;
   lines: number;
 }
 
@@ -44,6 +49,7 @@ function parse(text: string): Parsed | undefined {
   if (!text.startsWith(HEADER) || !text.endsWith('\n')) return undefined;
   const names = new Set<string>();
   const stamps = new Map<string, string>();
+  let dirStamp: string | undefined;
   let lines = 0;
   for (let pos = HEADER.length, nl = text.indexOf('\n', pos); nl >= 0; pos = nl + 1, nl = text.indexOf('\n', pos)) {
     lines++;
@@ -55,9 +61,10 @@ function parse(text: string): Parsed | undefined {
     if (kind === '+' && end < nl) names.add(name);
     else if (kind === '-' && end === nl) names.delete(name);
     else if (kind === 'L' && end < nl) stamps.set(name, text.slice(end + 1, nl));
+    else if (kind === 'D' && end === nl) dirStamp = name;
     else return undefined;
   }
-  return { names, stamps, lines };
+  return { names, stamps, dirStamp, lines };
 }
 
 export class OwnerJournal {
@@ -74,6 +81,14 @@ export class OwnerJournal {
 
   constructor(private readonly store: Store) {
     this.path = join(store.dir, JOURNAL_FILE);
+  }
+
+  private mtimeNs(path: string): string | undefined {
+    try {
+      return String(statSync(path, { bigint: true }).mtimeNs);
+    } catch {
+      return undefined;
+    }
   }
 
   /** `last_reserved_ip.N` -> "content\tmtimeNs"; undefined when one cannot be recorded. */
@@ -106,6 +121,8 @@ export class OwnerJournal {
     }
     const trusted =
       parsed &&
+      parsed.dirStamp !== undefined &&
+      parsed.dirStamp === this.mtimeNs(this.store.dir) &&
       this.lastNames.every((n) => {
         const s = parsed!.stamps.get(n);
         return s !== undefined && s === this.stamp(n);
@@ -161,25 +178,32 @@ export class OwnerJournal {
       this.owners.delete(name);
       this.pending.push(`-\t${name}`);
     }
-    const stamps: string[] = [];
-    for (const n of new Set([...this.lastNames, ...lastWritten])) {
-      const s = this.stamp(n);
-      // A last_reserved_ip file we cannot record makes the journal untrustworthy: drop it.
-      if (s === undefined) return this.drop();
-      stamps.push(`L\t${n}\t${s}`);
-    }
+    const stamped = [...new Set([...this.lastNames, ...lastWritten])];
     try {
+      // Appending changes no mtime of the directory; a rewrite (a rename) does, so it comes before the stamps.
+      let tail: string[] = this.pending;
       if (this.mode === 'rewrite') {
+        tail = [];
         const lines = [HEADER.slice(0, -1)];
         for (const [name, owner] of this.owners) {
           const enc = encodeOwner(owner);
           if (enc !== undefined) lines.push(`+\t${name}\t${enc}`);
         }
-        writeFileSync(`${this.path}.tmp`, lines.concat(stamps).join('\n') + '\n', { mode: 0o600 });
+        writeFileSync(`${this.path}.tmp`, lines.join('\n') + '\n', { mode: 0o600 });
         renameSync(`${this.path}.tmp`, this.path);
-      } else {
-        appendFileSync(this.path, this.pending.concat(stamps).join('\n') + '\n');
       }
+      // Last, as nothing after them may change the directory: the stamps (see the top of this file).
+      const past = Date.now() / 1000 - 2 - Number(process.hrtime.bigint() % 1_000_000_000n) / 1e9;
+      for (const n of stamped) {
+        utimesSync(join(this.store.dir, n), past, past);
+        const st = this.stamp(n);
+        if (st === undefined) return this.drop();
+        tail.push(`L\t${n}\t${st}`);
+      }
+      utimesSync(this.store.dir, past, past);
+      const dir = this.mtimeNs(this.store.dir);
+      if (dir === undefined) return this.drop();
+      appendFileSync(this.path, tail.concat(`D\t${dir}`).join('\n') + '\n', { mode: 0o600 });
     } catch {
       // The journal is an accelerator; without it the next request reads the files.
       this.drop();

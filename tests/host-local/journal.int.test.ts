@@ -1,8 +1,8 @@
 /**
- * A large network (over INDEX_MIN_NAMES files), where our owner journal stands in for reading every file:
- * it must never hide what the Go plugin or a person changed behind its back.
+ * A network over INDEX_MIN_NAMES files, where our owner journal stands in for reading every file: it must never
+ * hide what the Go plugin or a person changed behind its back.
  */
-import { appendFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { INDEX_MIN_NAMES, JOURNAL_FILE } from '../../ipam/host-local/journal';
 import { canUseNetns, IS_REFERENCE, withSandbox } from '../helpers/netns';
@@ -74,6 +74,40 @@ maybe('host-local owner journal in a large network', () => {
       expect((await hostLocal(s, { command: 'GC', conf: { ...conf, cniVersion: '1.1.0', 'cni.dev/valid-attachments': valid } })).code).toBe(0);
       expect(reservations(dir)).toEqual(['2001:db8:44::2']);
       expect((await hostLocal(s, { command: 'ADD', conf, containerID: 'seed' })).json.msg).toContain('duplicate allocation');
+    });
+  });
+
+  test('a journaled address released and taken again in the same instant, by Go or by hand, is seen', async () => {
+    await withSandbox(async (s) => {
+      const conf = netConf({ cniVersion: '1.0.0', ipam: { subnet: '2001:db8:45::/112', dataDir: s.dir } });
+      const dir = netDir(s);
+      expect((await hostLocal(s, { command: 'ADD', conf, containerID: 'seed' }, GO_DIR)).code).toBe(0);
+      for (let i = 3; i < INDEX_MIN_NAMES + 8; i++) writeFileSync(join(dir, `2001:db8:45::${i.toString(16)}`), `pre-${i}\r\neth0`, { mode: 0o600 });
+      const a = await hostLocal(s, { command: 'ADD', conf, containerID: 'ctr-a' });
+      expect(a.code).toBe(0);
+      const x = addrOf(a.json.ips[0].address);
+      expect(readFileSync(join(dir, JOURNAL_FILE), 'latin1')).toContain(`+\t${x}\tctr-a\teth0\n`);
+
+      // What makes a later change visible on any clock: the commit left the directory's and last_reserved_ip's
+      // mtimes in the past, where no later write can put them.
+      const now = Date.now();
+      for (const p of [dir, join(dir, 'last_reserved_ip.0')]) expect(now - statSync(p).mtimeMs).toBeGreaterThan(1000);
+
+      // By hand: released and taken by someone else, with last_reserved_ip left alone.
+      unlinkSync(join(dir, x));
+      writeFileSync(join(dir, x), 'by-hand\r\neth0', { mode: 0o600 });
+      expect((await hostLocal(s, { command: 'ADD', conf, containerID: 'by-hand' })).json.msg).toContain(`${x} is already allocated to container by-hand`);
+      expect((await hostLocal(s, { command: 'DEL', conf, containerID: 'by-hand' })).code).toBe(0);
+      expect(existsSync(join(dir, x))).toBe(false);
+
+      // By Go, at once: our ADD, Go's DEL and Go's ADD of the same address, as fast as they run.
+      const b = await hostLocal(s, { command: 'ADD', conf, containerID: 'ctr-b', args: `IP=${x}` });
+      expect(addrOf(b.json.ips[0].address)).toBe(x);
+      expect((await hostLocal(s, { command: 'DEL', conf, containerID: 'ctr-b' }, GO_DIR)).code).toBe(0);
+      expect((await hostLocal(s, { command: 'ADD', conf, containerID: 'ctr-c', args: `IP=${x}` }, GO_DIR)).code).toBe(0);
+      expect((await hostLocal(s, { command: 'ADD', conf, containerID: 'ctr-c' })).json.msg).toContain(`${x} is already allocated to container ctr-c`);
+      expect((await hostLocal(s, { command: 'DEL', conf, containerID: 'ctr-c' })).code).toBe(0);
+      expect(existsSync(join(dir, x))).toBe(false);
     });
   });
 });
