@@ -2,7 +2,8 @@
  * Where does a chain ADD's time grow with the number of attached containers? Attaches N containers with ours,
  * then traces (CNI_TS_TRACE) a few chain ADDs and prints each step: the processes with their durations and when
  * they started, and our own steps ("#" lines), in ms from the plugin's start. With `busy` for N: one container
- * attached, the benchmark's 20,000 kube-proxy rules added, then a few chain ADDs and DELs traced. Usage:
+ * attached, the benchmark's 20,000 kube-proxy rules added, then a few chain ADDs and DELs traced. After the
+ * ADDs at N attached, one chain DEL is traced too. Usage:
  *   node build/run-ts.mjs benchmarks/growth-probe.ts [N|busy] [iptables|nftables]
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -27,14 +28,21 @@ async function main() {
     const ns = `gc${process.pid % 10000}-${++seq}`;
     sh('ip', ['netns', 'add', ns]);
     nss.push(ns);
-    await chainAdd(impl, { id: `g${seq}`, netns: `/var/run/netns/${ns}`, hostPort: 20000 + seq });
-    return lastMs['bridge ADD']! + lastMs['portmap ADD']!;
+    const a = { id: `g${seq}`, netns: `/var/run/netns/${ns}`, hostPort: 20000 + seq };
+    const result = await chainAdd(impl, a);
+    return { ms: lastMs['bridge ADD']! + lastMs['portmap ADD']!, a, result };
   };
-  const probe = async (label: string) => {
+  const probe = async (label: string, traceDel: boolean) => {
     for (let i = 0; i < 3; i++) {
       writeFileSync(impl.trace!, '');
-      const ms = await attach();
-      if (i === 2) console.log(`${label}: chain ADD ${ms.toFixed(1)} ms\n${readFileSync(impl.trace!, 'utf8').replace(/\\n.*? ->/g, ' ->')}`);
+      const { ms, a, result } = await attach();
+      if (i < 2) continue;
+      console.log(`${label}: chain ADD ${ms.toFixed(1)} ms\n${readFileSync(impl.trace!, 'utf8').replace(/\\n.*? ->/g, ' ->')}`);
+      if (!traceDel) continue;
+      writeFileSync(impl.trace!, '');
+      await chainDel(impl, a, result);
+      const del = lastMs['portmap DEL']! + lastMs['bridge DEL']!;
+      console.log(`${label}: chain DEL ${del.toFixed(1)} ms\n${readFileSync(impl.trace!, 'utf8').replace(/\\n.*? ->/g, ' ->')}`);
     }
   };
   if (BUSY) {
@@ -55,9 +63,9 @@ async function main() {
     }
     return;
   }
-  await probe('1 attached');
+  await probe('1 attached', true);
   while (seq < N) await Promise.all([attach(), attach(), attach(), attach()]);
-  await probe(`${N} attached`);
+  await probe(`${N} attached`, true);
 }
 main()
   .catch((e) => console.error(e))

@@ -2,6 +2,7 @@
 import { existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { IS_REFERENCE, netnsPath, PLUGIN_DIR, type PluginResult, type Sandbox } from '../helpers/netns';
+import { JOURNAL_FILE } from '../../ipam/host-local/journal';
 
 /**
  * Which host-local the tests delegate to. Ours (dist/host-local, in-process) by default;
@@ -86,7 +87,7 @@ export async function natState(s: Sandbox): Promise<string[]> {
 export function reservations(s: Sandbox, name = 'brtest'): string[] {
   const dir = join(s.dir, 'ipam-data', name);
   if (!existsSync(dir)) return [];
-  return readdirSync(dir).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip'));
+  return readdirSync(dir).filter((f) => f !== 'lock' && f !== JOURNAL_FILE && !f.startsWith('last_reserved_ip'));
 }
 
 /** Pings from a namespace; a few tries, since the first packets may wait for neighbour resolution. */

@@ -6,6 +6,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { netnsPath, PLUGIN_DIR, type PluginResult, type Sandbox } from './netns';
+import { JOURNAL_FILE } from '../../ipam/host-local/journal';
 
 export interface ChainNet {
   name: string;
@@ -79,7 +80,7 @@ export async function hostState(s: Sandbox, n: ChainNet): Promise<Record<string,
     .sort();
   let files: string[] = [];
   try {
-    files = readdirSync(join(n.dataDir, n.name)).filter((f) => f !== 'lock' && !f.startsWith('last_reserved_ip')).sort();
+    files = readdirSync(join(n.dataDir, n.name)).filter((f) => f !== 'lock' && f !== JOURNAL_FILE && !f.startsWith('last_reserved_ip')).sort();
   } catch {
     files = [];
   }

@@ -96,7 +96,7 @@ export function parseChain(listing: string): ListedRule[] {
 }
 
 async function listRules(): Promise<ListedRule[] | null> {
-  const r = await run('nft', ['-a', 'list', 'chain', ...TABLE.split(' '), CHAIN], { allowFailure: true });
+  const r = await run('nft', ['-a', 'list', 'chain', ...TABLE.split(' '), CHAIN], { allowFailure: true, stdoutToFile: true });
   return r.code === 0 ? parseChain(r.stdout) : null;
 }
 
