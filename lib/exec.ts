@@ -92,13 +92,18 @@ export interface FedProcess {
   /** Kills the process (its input is abandoned) and waits for it to go. */
   abort(): Promise<void>;
   /**
+   * Ends the input and leaves the process to exit on its own, unawaited, as `doneWhen` does (for a child whose
+   * work is known to be done from its output so far); `finish` then resolves at once.
+   */
+  release(): void;
+  /**
    * Resolves with `pred`'s first value over the output so far, asked as output arrives; with its last answer
    * (undefined, as a rule) when the process has ended without one.
    */
   until<T>(pred: (stdout: string, stderr: string) => T | undefined): Promise<T | undefined>;
 }
 
-function failure(shown: string, r: RunResult & { signal?: string | null }): ExecError {
+export function failure(shown: string, r: RunResult & { signal?: string | null }): ExecError {
   const why = r.stderr.trim() || r.stdout.trim() || `killed by ${r.signal}`;
   return new ExecError(ErrorCode.Internal, `${shown} failed with exit status ${r.code}: ${why.split('\n').slice(0, 6).join(' | ')}`, why, { code: r.code, stdout: r.stdout, stderr: r.stderr });
 }
@@ -171,7 +176,7 @@ export function start(cmd: string, args: readonly string[], opts: Omit<RunOption
   if (rehearsal.on) {
     const done = Promise.resolve().then(() => finished({ code: 0, stdout: '', stderr: '' }));
     done.catch(() => undefined);
-    return { write: () => undefined, finish: () => done, abort: () => done.then(() => undefined, () => undefined), until: async () => undefined };
+    return { write: () => undefined, finish: () => done, abort: () => done.then(() => undefined, () => undefined), release: () => undefined, until: async () => undefined };
   }
   const outFd = opts.stdoutToFile ? outputFile() : undefined;
   let child: ChildProcessByStdio<Writable, Readable | null, Readable>;
@@ -206,6 +211,11 @@ export function start(cmd: string, args: readonly string[], opts: Omit<RunOption
   }
   let closed = false;
   child.on('close', () => (closed = true));
+  // Nothing of ours waits for it any more: neither the event loop nor the plugin's exit.
+  const letGo = () => {
+    child.unref();
+    for (const x of [child.stdin, child.stdout, child.stderr]) (x as unknown as { unref?: () => void } | null)?.unref?.();
+  };
   // Set while the outcome is open; the first of the child's close and `doneWhen`'s verdict settles it.
   let settle: { resolve: (r: RunResult) => void; reject: (e: unknown) => void } | undefined;
   let poll: ReturnType<typeof setInterval> | undefined;
@@ -218,9 +228,7 @@ export function start(cmd: string, args: readonly string[], opts: Omit<RunOption
       settle = undefined;
       clearTimeout(timer);
       clearInterval(poll);
-      // Nothing of ours waits for it any more: neither the event loop nor the plugin's exit.
-      child.unref();
-      for (const x of [child.stdin, child.stdout, child.stderr]) (x as unknown as { unref?: () => void } | null)?.unref?.();
+      letGo();
       traceSpawn(started, shown, `${r.code} (done; its exit not awaited)`);
       const o = outcome(shown, opts, { ...r, timedOut: false });
       if (o instanceof ExecError) reject(o);
@@ -268,6 +276,17 @@ export function start(cmd: string, args: readonly string[], opts: Omit<RunOption
         () => undefined,
         () => undefined,
       );
+    },
+    release: () => {
+      endInput(child.stdin);
+      if (!settle) return;
+      const { resolve } = settle;
+      settle = undefined;
+      clearTimeout(timer);
+      clearInterval(poll);
+      letGo();
+      traceSpawn(started, shown, '0 (done; its exit not awaited)');
+      resolve({ code: 0, stdout: stdoutSoFar(), stderr: Buffer.concat(err).toString() });
     },
     until: (pred) =>
       new Promise((resolve) => {
@@ -462,16 +481,61 @@ export async function nftApply(script: string, opts: NftApplyOptions = {}): Prom
   return r;
 }
 
-/** The cue after a listing in `nftListThenApply` (a syntax error, as NFT_COMMIT_CUE). */
-const NFT_LISTED_CUE = '%cni-listed';
+/**
+ * One `nft -a -i` process for several scripts in turn: each is one line (one transaction, or a listing) and a
+ * cue line after it. nft -i writes a command's output before it reads the next line, so a script is done once
+ * nft has complained about its cue (as in nftApply's resolveAtCommit). Its stdout goes to a file: nft writes
+ * unbuffered (see RunOptions.stdoutToFile). With `echo`, nft prints what each transaction added with its handle
+ * (-e -a), which is how masquerade learns its rules' handles without listing the chain.
+ */
+export interface NftSession {
+  /**
+   * Runs one script, scoped as nftApply's `scopeChain` (so it takes no turn), and resolves with its outcome and
+   * what it printed; `complete` says when that output is whole (through a pipe, stdout can come after stderr's
+   * cue). Undefined when this nft has no interactive mode, the script is too long for one line, or nft is gone.
+   */
+  send(script: string, opts?: { scopeChain?: string; complete?: (stdout: string) => boolean }): Promise<RunResult | undefined>;
+  /** Ends the input; nft's exit (after a removal, an RCU grace period) is not awaited. */
+  close(): void;
+}
+
+export function nftSession(opts: RunOptions & { echo?: boolean } = {}): NftSession {
+  const { echo, ...runOpts } = opts;
+  const p = start('nft', echo ? ['-e', '-a', '-i'] : ['-a', '-i'], { ...runOpts, env: interactiveEnv(opts), allowFailure: true, stdoutToFile: true });
+  let outFrom = 0;
+  let errFrom = 0;
+  let usable = true;
+  return {
+    async send(script, o = {}) {
+      // After close, nothing would ever answer (the process is let go): a caller must not wait for it.
+      const line = oneLine(scoped(script, o.scopeChain));
+      if (!usable || line.length > NFT_INTERACTIVE_MAX_LINE) return undefined;
+      p.write(`${line}\n${NFT_COMMIT_CUE}\n`);
+      const r = await p.until((stdout, stderr) => {
+        const at = stderr.indexOf(`\n${NFT_COMMIT_CUE}\n`, errFrom);
+        if (at < 0) return undefined;
+        const verdict = interactiveOutcome(stderr.slice(errFrom, at + NFT_COMMIT_CUE.length + 2))!;
+        const out = stdout.slice(outFrom);
+        if (verdict.code === 0 && o.complete && !o.complete(out)) return undefined;
+        outFrom = stdout.length;
+        errFrom = at + NFT_COMMIT_CUE.length + 2;
+        return { ...verdict, stdout: out };
+      });
+      if (!r) usable = false;
+      return r;
+    },
+    close: () => {
+      usable = false;
+      p.release();
+    },
+  };
+}
 
 /**
- * Lists, then applies what the listing calls for, in one `nft -a -i` process instead of a listing and then a
- * transaction (one process start less: bridge's nftables DEL, the spoof check's teardown). nft -i writes a
- * command's output before it reads the next line, so the listing is whole once nft has complained about a cue
- * line after it and the table's closing brace is on stdout. `decide` gets the listing (null when the list
- * failed: no such table or chain) and returns the script to apply, or nothing. The script is one transaction,
- * scoped as nftApply's `scopeChain` (so it takes no turn), resolves at its commit, and throws on failure unless
+ * Lists, then applies what the listing calls for, in one nft process instead of a listing and then a
+ * transaction (one process start less: the spoof check's teardown). `decide` gets the listing (null when the
+ * list failed: no such table or chain) and returns the script to apply, or nothing. The script is one
+ * transaction, scoped as nftApply's `scopeChain`, resolves at its commit, and throws on failure unless
  * `allowFailure`. Undefined when this nft has no interactive mode or the script is too long for one line: the
  * caller then lists and applies as two processes.
  */
@@ -481,46 +545,20 @@ export async function nftListThenApply(
   opts: RunOptions & { scopeChain: string },
 ): Promise<{ listing: string | null; applied?: RunResult } | undefined> {
   const { scopeChain, ...runOpts } = opts;
-  let sentAt = -1;
-  const doneWhen = (stderr: string) => (sentAt >= 0 ? interactiveOutcome(stderr.slice(sentAt)) : undefined);
-  const p = start('nft', ['-a', '-i'], { ...runOpts, env: interactiveEnv(opts), allowFailure: true, doneWhen, stdoutToFile: true });
-  const close = () => p.finish().then(() => undefined, () => undefined);
-  p.write(`${list}\n${NFT_LISTED_CUE}\n`);
-  const listed = await p.until((stdout, stderr) => {
-    const cue = stderr.indexOf(`\n${NFT_LISTED_CUE}\n`);
-    if (cue < 0) return undefined;
-    if (/(^|\n)Error:/.test(stderr.slice(0, Math.max(0, stderr.lastIndexOf('Error:', cue))))) return { listing: null, errLength: stderr.length };
-    return stdout.endsWith('}\n') ? { listing: stdout, errLength: stderr.length } : undefined;
-  });
-  if (!listed) return close();
-  const script = decide(listed.listing);
-  if (!script) return close().then(() => ({ listing: listed.listing }));
-  const line = oneLine(scoped(script, scopeChain));
-  if (line.length > NFT_INTERACTIVE_MAX_LINE) return close();
-  sentAt = listed.errLength;
-  p.write(`${line}\n${NFT_COMMIT_CUE}\n`);
-  const applied = await p.finish();
-  if (applied.code !== 0 && !opts.allowFailure) throw failure(`nft -a -i${where(opts)}`, applied);
-  return { listing: listed.listing, applied };
-}
-
-/**
- * `nft -f -` started now, its script given later: nftApply for a scoped script (which takes no turn), with nft's
- * start (~2 ms: its libraries, the spawn) done while the caller waits for something else. Either `apply` or
- * `cancel` must follow; a process never given its script ends with ours (end of input).
- */
-export function prepareNftApply(opts: RunOptions & { scopeChain: string }): { apply(script: string): Promise<RunResult>; cancel(): Promise<void> } {
-  const { scopeChain, ...runOpts } = opts;
-  const p = start('nft', ['-f', '-'], { ...runOpts, allowFailure: true });
-  return {
-    async apply(script) {
-      p.write(scoped(script, scopeChain));
-      const r = await p.finish();
-      if (r.code !== 0 && !opts.allowFailure) throw failure(`nft -f -${where(opts)}`, r);
-      return r;
-    },
-    cancel: () => p.abort(),
-  };
+  const nft = nftSession(runOpts);
+  try {
+    const listed = await nft.send(list, { complete: (out) => out.endsWith('}\n') });
+    if (!listed) return undefined;
+    const listing = listed.code === 0 ? listed.stdout : null;
+    const script = decide(listing);
+    if (!script) return { listing };
+    const applied = await nft.send(script, { scopeChain });
+    if (!applied) return undefined;
+    if (applied.code !== 0 && !opts.allowFailure) throw failure(`nft -a -i${where(opts)}`, applied);
+    return { listing, applied };
+  } finally {
+    nft.close();
+  }
 }
 
 /** flock's exit status when it gave up waiting for the namespace's nft lock (nft itself exits 0 or 1). */

@@ -6,7 +6,7 @@
 import { readSync, writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { parseCniArgs, type CniArgs } from './args';
-import { asCniError, CniError, decodeError, envError } from './errors';
+import { asCniError, CniError, decodeError, envError, ErrorCode } from './errors';
 import { traceNote } from './exec';
 import { NAME_PATTERN, NetConfBase, type NetConf } from './types/netconf';
 import { formatResult, parseResult, type Result } from './types/result';
@@ -249,6 +249,13 @@ export async function pluginMain(plugin: Plugin): Promise<void> {
     }
   }
   traceNote(`${plugin.name} ${command ?? ''} read its input`);
+  // A request left waiting on nothing (a bug: a promise nothing will settle) would let Node exit 0 without a
+  // word, which a runtime reads as success; say it failed instead.
+  process.once('beforeExit', () => {
+    const err = new CniError(ErrorCode.Internal, `${plugin.name} ${command ?? ''}: internal error: the request stopped before it had a result`);
+    writeAllSync(1, JSON.stringify(err.toJSON(LATEST_VERSION)) + '\n');
+    process.exit(1);
+  });
   const out = await runPlugin(plugin, { stdin, env: process.env, stderr: (t) => process.stderr.write(t) });
   writeAllSync(1, out.stdout);
   traceNote(`${plugin.name} ${command ?? ''} done`);

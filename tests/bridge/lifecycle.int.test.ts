@@ -3,9 +3,10 @@
  * twice, after the netns is gone, or after the container's address was removed (the Go plugin leaks rules in the
  * last two); GC removes what belongs to attachments the runtime no longer lists.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { canUseNetns, IS_REFERENCE, uniqueName, withSandbox, type Sandbox } from '../helpers/netns';
+import { instanceHash } from '../../lib/firewall/nftables/masquerade';
 import { addrOnly, bridgeConf, call, HAS_1_1, hostLinks, natState, reservations, withPrev } from './helpers';
 
 const d = canUseNetns() ? describe : describe.skip;
@@ -83,6 +84,68 @@ d.each(BACKENDS)('bridge lifecycle (%s)', (backend) => {
       expect((await natState(s)).filter((l) => l.includes('id: life-heal'))).toHaveLength(2);
     });
   });
+
+  if (backend === 'nftables') {
+    const masqChecks = async (s: Sandbox) => (await s.exec('nft', ['-a', 'list', 'chain', 'inet', 'cni_plugins_masquerade', 'masq_checks'])).stdout.split('\n');
+    const handlesOf = async (s: Sandbox, id: string) => (await masqChecks(s)).filter((l) => l.includes(`id: ${id}`)).map((l) => BigInt(/# handle (\d+)$/.exec(l)![1]!));
+    const recordsOf = async (s: Sandbox) => (await natState(s)).filter((l) => l.startsWith('nft record: '));
+    const recordFor = async (s: Sandbox, id: string) => {
+      const hs = await handlesOf(s, id);
+      return `nft record: ${instanceHash('brtest', 'eth0', id).replace('-', '')} -> ${hs[0]} (${hs.length})`;
+    };
+
+    test('ADD records where its rules are; DEL removes them by that record, in one nft process', async () => {
+      await withSandbox(async (s) => {
+        const { bridge, conf, ns, result } = await setup(s, backend);
+        expect(await handlesOf(s, 'life1')).toHaveLength(2);
+        expect(await recordsOf(s)).toEqual([await recordFor(s, 'life1')]);
+        const trace = join(s.dir, 'del-trace');
+        const r = await call(s, 'DEL', withPrev(conf, result), 'life1', ns, { env: { CNI_TS_TRACE: trace } });
+        expect(r.code).toBe(0);
+        const lines = readFileSync(trace, 'utf8').split('\n');
+        expect(lines).toContainEqual(expect.stringContaining('# masquerade rules removed by their recorded handles'));
+        expect(lines.filter((l) => /^\d+ms (flock .* )?nft /.test(l))).toHaveLength(1);
+        await expectClean(s, bridge);
+      });
+    });
+
+    test('a record whose rules someone else removed in part: DEL lists the chain and leaves neither rule nor record', async () => {
+      await withSandbox(async (s) => {
+        const { bridge, conf, ns, result } = await setup(s, backend);
+        const [first] = await handlesOf(s, 'life1');
+        await s.exec('nft', ['delete', 'rule', 'inet', 'cni_plugins_masquerade', 'masq_checks', 'handle', String(first)]);
+        const trace = join(s.dir, 'del-trace');
+        const r = await call(s, 'DEL', withPrev(conf, result), 'life1', ns, { env: { CNI_TS_TRACE: trace } });
+        expect(r.code).toBe(0);
+        expect(readFileSync(trace, 'utf8')).not.toContain('recorded handles');
+        await expectClean(s, bridge);
+      });
+    });
+
+    test('ADD makes the map in a table without it (the Go plugin\'s), and replaces a record its rules outlived', async () => {
+      await withSandbox(async (s) => {
+        const { bridge, conf, ns, result } = await setup(s, backend);
+        await s.exec('nft', ['delete', 'map', 'inet', 'cni_plugins_masquerade', 'masq_handles']);
+        const ns2 = await s.container();
+        const r2 = await call(s, 'ADD', conf, 'life2', ns2);
+        expect(r2.code).toBe(0);
+        expect(await recordsOf(s)).toEqual([await recordFor(s, 'life2')]);
+        // As the Go plugin's DEL leaves it: veth, reservation and rules (found by comment) gone, our record there.
+        for (const h of await handlesOf(s, 'life2')) await s.exec('nft', ['delete', 'rule', 'inet', 'cni_plugins_masquerade', 'masq_checks', 'handle', String(h)]);
+        await s.exec('ip', ['link', 'del', r2.json.interfaces[1].name]);
+        for (const ip of r2.json.ips) rmSync(join(s.dir, 'ipam-data', 'brtest', addrOnly(ip.address)));
+        const stale = await recordsOf(s);
+        expect(stale).toHaveLength(1);
+        const again = await call(s, 'ADD', conf, 'life2', ns2);
+        expect(again.json?.msg).toBeUndefined();
+        expect(await recordsOf(s)).toEqual([await recordFor(s, 'life2')]);
+        expect(await recordsOf(s)).not.toEqual(stale);
+        expect((await call(s, 'DEL', withPrev(conf, again.json), 'life2', ns2)).code).toBe(0);
+        expect((await call(s, 'DEL', withPrev(conf, result), 'life1', ns)).code).toBe(0);
+        await expectClean(s, bridge);
+      });
+    });
+  }
 
   test('DEL twice leaves nothing, and the same attachment can be added again at once', async () => {
     await withSandbox(async (s) => {
@@ -181,6 +244,7 @@ d.each(BACKENDS)('bridge lifecycle (%s)', (backend) => {
       expect(rules).toContain(addrOnly(result.ips[0].address));
       expect(rules).not.toContain(addrOnly(r2.json.ips[0].address));
       expect(rules).not.toContain('life2');
+      if (backend === 'nftables') expect(rules).not.toContain(instanceHash('brtest', 'eth0', 'life2').replace('-', ''));
       expect(reservations(s)).toHaveLength(2);
     });
   });

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { parseCniArgs } from '../../lib/args';
 import { CniError } from '../../lib/errors';
 import { addPayload, attachmentsInListing, chainName, delPayload, dualRestoreScript, jumpsTo, ruleComment } from '../../lib/firewall/iptables/masquerade';
-import { instanceHash, networkHash, parseChain, postroutingIntact, ruleComment as nftComment, rulesScript, skeletonScript } from '../../lib/firewall/nftables/masquerade';
+import { echoedHandles, instanceHash, networkHash, parseChain, parseRecords, postroutingIntact, recordKey, recordValue, ruleComment as nftComment, rulesScript, skeletonScript } from '../../lib/firewall/nftables/masquerade';
 import { batchFailures, batchWord } from '../../lib/net/batch';
 import { macProblem, randomMac } from '../../lib/net/mac';
 import { attachmentAlias, hostVethName } from '../../lib/net/names';
@@ -324,13 +324,44 @@ describe('nftables masquerade', () => {
       'add chain inet cni_plugins_masquerade postrouting { type nat hook postrouting priority srcnat ; }',
       'flush chain inet cni_plugins_masquerade postrouting',
       'add chain inet cni_plugins_masquerade postrouting { ip daddr 224.0.0.0/4 return ; ip6 daddr ff00::/8 return ; goto masq_checks ; }',
+      'add map inet cni_plugins_masquerade masq_handles { type ipv6_addr : ipv6_addr ; comment "Where each attachment has its rules in masq_checks: first handle, count" ; }',
       '',
     ]);
+  });
+  test('a record of rule handles: keyed by the instance hash, first handle and count as nft prints them back', () => {
+    const inst = instanceHash('net1', 'eth0', 'c1').replace('-', '');
+    const key = recordKey('net1', 'eth0', 'c1');
+    expect(BigInt(`0x${inst}`).toString(16).padStart(32, '0')).toBe(inst);
+    expect(recordValue(5n, 2)).toBe('::5:0:0:0:2');
+    expect(recordValue(0xffff_ffff_ffffn, 1)).toBe('0:ffff:ffff:ffff::1');
+    // nft prints addresses compressed and elements on as many lines as it likes.
+    const listing = `table inet cni_plugins_masquerade {\n\tmap masq_handles { # handle 4\n\t\ttype ipv6_addr : ipv6_addr\n\t\telements = { ${key} : ::5:0:0:0:2,\n\t\t\t     ::1 : ::7:0:0:0:1 }\n\t}\n}\n`;
+    expect(parseRecords(listing)).toEqual([
+      { instance: inst, first: 5n, count: 2 },
+      { instance: '0'.repeat(31) + '1', first: 7n, count: 1 },
+    ]);
+    expect(parseRecords('table inet cni_plugins_masquerade {\n\tmap masq_handles {\n\t\ttype ipv6_addr : ipv6_addr\n\t}\n}\n')).toEqual([]);
+  });
+  test('the handles nft echoes for our rules, in order; not those of other chains', () => {
+    const echo = [
+      'table inet cni_plugins_masquerade {',
+      '\tchain postrouting { # handle 2',
+      '\t\tgoto masq_checks # handle 3',
+      '\t}',
+      '}',
+      'add rule inet cni_plugins_masquerade postrouting goto masq_checks # handle 9',
+      'add rule inet cni_plugins_masquerade masq_checks ip saddr 192.0.2.5 ip daddr != 192.0.2.0/24 masquerade comment "x" # handle 10',
+      'add rule inet cni_plugins_masquerade masq_checks ip6 saddr 2001:db8::5 ip6 daddr != 2001:db8::/64 masquerade comment "x" # handle 11',
+      '# new generation 3 by process 4517 (nft)',
+    ].join('\n');
+    expect(echoedHandles(echo)).toEqual([10n, 11n]);
   });
   test('postrouting is intact only with its hook and its three rules in order', () => {
     const listing = (body: string[]) => `table inet cni_plugins_masquerade {\n\tchain postrouting {\n${body.map((l) => `\t\t${l}\n`).join('')}\t}\n}\n`;
     const hook = 'type nat hook postrouting priority srcnat; policy accept;';
     expect(postroutingIntact(listing([hook, 'ip daddr 224.0.0.0/4 return', 'ip6 daddr ff00::/8 return', 'goto masq_checks']))).toBe(true);
+    // As `nft -a` lists it (the ADD's session).
+    expect(postroutingIntact(listing([hook, 'ip daddr 224.0.0.0/4 return # handle 3', 'ip6 daddr ff00::/8 return # handle 4', 'goto masq_checks # handle 5']))).toBe(true);
     expect(postroutingIntact(listing([hook]))).toBe(false);
     expect(postroutingIntact(listing([hook, 'ip daddr 224.0.0.0/4 return', 'goto masq_checks']))).toBe(false);
     expect(postroutingIntact(listing(['ip daddr 224.0.0.0/4 return', 'ip6 daddr ff00::/8 return', 'goto masq_checks']))).toBe(false);

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { failedAtLine, interactiveOutcome, iptablesRestore, nftApply, nftListThenApply, prepareNftApply } from '../../lib/exec';
+import { failedAtLine, interactiveOutcome, iptablesRestore, nftApply, nftListThenApply, nftSession } from '../../lib/exec';
 import { canUseNetns, netnsPath, withSandbox } from '../helpers/netns';
 
 const maybe = canUseNetns() ? test : test.skip;
@@ -177,26 +177,41 @@ maybe('nftListThenApply without an interactive nft says so (undefined), and chan
   });
 });
 
-maybe('prepareNftApply starts nft at once and applies the script given later, as nftApply would', async () => {
+
+maybe('nftSession runs scripts in turn in one nft process, each with its own outcome and output; with echo, the handles', async () => {
   await withSandbox(async (s) => {
     const netns = netnsPath(s.hostNs);
-    await nftApply('add table inet cnits_prep\nadd chain inet cnits_prep scope\nadd chain inet cnits_prep c\n', { netns });
+    await nftApply('add table inet cnits_ses\nadd chain inet cnits_ses scope\nadd chain inet cnits_ses c\n', { netns });
     const trace = await traced(async () => {
-      const nft = prepareNftApply({ netns, scopeChain: 'inet cnits_prep scope' });
-      await new Promise((r) => setTimeout(r, 300));
-      const r = await nft.apply('add rule inet cnits_prep c counter comment "later"\n');
-      // The scope's listing is the transaction's own output.
-      expect(r).toMatchObject({ code: 0, stdout: expect.stringContaining('chain scope') });
+      const nft = nftSession({ netns, echo: true });
+      const added = await nft.send('add rule inet cnits_ses c counter comment "a"\nadd rule inet cnits_ses c counter comment "b"\n', { scopeChain: 'inet cnits_ses scope' });
+      expect(added).toMatchObject({ code: 0 });
+      const handles = [...added!.stdout.matchAll(/^add rule inet cnits_ses c counter .*comment "(a|b)" # handle (\d+)$/gm)].map((m) => [m[1], Number(m[2])]);
+      expect(handles).toEqual([['a', expect.any(Number)], ['b', handles[0]![1] as number + 1]]);
+      // A failure is this script's alone, and the session goes on; the next output is the next script's only.
+      const failed = await nft.send('delete rule inet cnits_ses c handle 999999\n', { scopeChain: 'inet cnits_ses scope' });
+      expect(failed).toMatchObject({ code: 1, stderr: expect.stringMatching(/No such file or directory/) });
+      const listed = await nft.send('list chain inet cnits_ses c');
+      expect(listed?.code).toBe(0);
+      expect(listed?.stdout).toMatch(/^table inet cnits_ses \{\n[\s\S]*comment "a"[\s\S]*comment "b"[\s\S]*\}\n$/);
+      expect(listed?.stdout).not.toContain('add rule');
+      nft.close();
+      // After close, nothing would answer: a send says so at once.
+      expect(await nft.send('list chain inet cnits_ses c')).toBeUndefined();
     });
-    // One process, started when prepared: it ran through the wait.
-    expect(trace).toEqual([expect.stringMatching(/^\d+ms nft -f - \(in netns \S+\) -> 0/)]);
-    expect(Number(/^(\d+)ms/.exec(trace[0]!)![1])).toBeGreaterThanOrEqual(300);
-    expect((await s.exec('nft', ['list', 'chain', 'inet', 'cnits_prep', 'c'])).stdout).toContain('"later"');
-    // A failing script fails as a whole (allowFailure: reported); cancel applies nothing.
-    const bad = prepareNftApply({ netns, allowFailure: true, scopeChain: 'inet cnits_prep absent' });
-    expect(await bad.apply('add rule inet cnits_prep c counter comment "never"\n')).toMatchObject({ code: 1 });
-    const unused = prepareNftApply({ netns, scopeChain: 'inet cnits_prep scope' });
-    await unused.cancel();
-    expect((await s.exec('nft', ['list', 'chain', 'inet', 'cnits_prep', 'c'])).stdout).not.toContain('"never"');
+    expect(trace).toEqual([expect.stringMatching(/^\d+ms nft -e -a -i \(in netns \S+\) -> 0 \(done; its exit not awaited\)/)]);
+  });
+});
+
+maybe('nftSession without an interactive nft answers undefined and changes nothing', async () => {
+  await withSandbox(async (s) => {
+    const netns = netnsPath(s.hostNs);
+    await withoutInteractiveNft(async (env) => {
+      await nftApply('add table inet cnits_sni\nadd chain inet cnits_sni c\n', { netns });
+      const nft = nftSession({ netns, env });
+      expect(await nft.send('add rule inet cnits_sni c counter comment "ours"\n')).toBeUndefined();
+      nft.close();
+      expect((await s.exec('nft', ['list', 'chain', 'inet', 'cnits_sni', 'c'])).stdout).not.toContain('"ours"');
+    });
   });
 });

@@ -187,6 +187,11 @@ describe('delegation', () => {
     const r = await call({ conf: conf('1.0.0', { debug: { delegate: 'noop-ipam', delegated: { fail: { code: 11, msg: 'busy' } } } }) });
     expect(r.json).toMatchObject({ code: 11, msg: 'debug.delegate noop-ipam: busy' });
   });
+  test('a request left waiting on nothing fails with a CNI error, not a silent exit 0', async () => {
+    const r = await call({ conf: conf('1.0.0', { debug: { stall: true } }) });
+    expect(r.code).toBe(1);
+    expect(r.json).toMatchObject({ code: 999, msg: expect.stringContaining('stopped before it had a result') });
+  });
   test('a missing delegate is code 7 naming it and CNI_PATH', async () => {
     const r = await call({ conf: conf('1.0.0', { debug: { delegate: 'nonexistent' } }) });
     expect(r.json).toMatchObject({ code: 7, msg: expect.stringContaining('"nonexistent"') });

@@ -5,14 +5,17 @@
  * `ip saddr <ip> ip daddr != <subnet> masquerade` commented
  * `<sha512(network)[:16]>-<sha512(ifname:containerID)[:16]>, net: <network>, if: <ifname>, id: <containerID>`.
  *
- * ADD is one nft transaction that appends the rules (and a second to heal or create the shared part when the
- * first says it is missing or damaged). nft deletes rules by handle only, so DEL, CHECK and GC list `masq_checks`
- * by name (never the ruleset) and pick rules by their comment prefix.
+ * nft deletes rules by handle only. ADD appends the rules in one transaction and, in the same `nft -i` process,
+ * records their handles (which nft echoes) in a map of ours in the table, `masq_handles`; DEL looks the record up
+ * and removes the rules by handle. Without a record (an attachment of the Go plugin's or an older version of
+ * ours, or one whose rules someone else removed), DEL, like CHECK and GC, lists `masq_checks` by name (never the
+ * ruleset) and picks rules by their comment prefix. A second transaction heals or creates the shared part when
+ * the first says it is missing or damaged.
  */
 import { sha512Hex } from '../../hash';
 import { CniError, ErrorCode } from '../../errors';
-import { nftApply, nftListThenApply, prepareNftApply, run, type RunResult } from '../../exec';
-import { formatIp, parseCidr, subnetText } from '../../ip';
+import { failure, nftApply, nftSession, run, traceNote, type NftSession, type RunResult } from '../../exec';
+import { formatIp, parseCidr, parseIp, subnetText } from '../../ip';
 import type { AttachmentKey, MasqueradeRequest, PreparedMasquerade } from '../driver';
 
 export const TABLE = 'inet cni_plugins_masquerade';
@@ -58,9 +61,58 @@ export function skeletonScript(): string {
     `add chain ${TABLE} postrouting { type nat hook postrouting priority srcnat ; }`,
     `flush chain ${TABLE} postrouting`,
     `add chain ${TABLE} postrouting { ${POSTROUTING_RULES.map((x) => `${x} ;`).join(' ')} }`,
+    HANDLES_DECL,
     '',
   ].join('\n');
 }
+
+/**
+ * The record of where an attachment's rules are: a map of ours in the table, keyed by the attachment's
+ * instance hash (32 hex digits; ipv6_addr is the only type nft has that is 128 bits wide), the value the first
+ * rule's handle and the number of rules (64 bits each; one transaction's rules have consecutive handles, and a
+ * record is made only when they do). It spares DEL the listing of `masq_checks`, one rule per container (8 ms
+ * of nft's time at 500 rules, a lookup ~0.5 ms). A record can only ever point at the rules it was made for:
+ * nft never reuses a handle within a table's life, and the map goes with its table; so DEL believes a record as
+ * far as the removal by handle succeeds, and lists the chain when it does not (someone removed a rule: the Go
+ * plugin's DEL, a person). The Go plugin leaves the map alone; our GC removes records of gone attachments.
+ */
+export const HANDLES = 'masq_handles';
+const HANDLES_COMMENT = 'Where each attachment has its rules in masq_checks: first handle, count';
+const HANDLES_DECL = `add map ${TABLE} ${HANDLES} { type ipv6_addr : ipv6_addr ; comment "${HANDLES_COMMENT}" ; }`;
+
+const asIp6 = (hex: string) => formatIp({ family: 6, value: BigInt(`0x${hex}`) });
+export const recordKey = (network: string, ifname: string, containerID: string) => asIp6(instanceHash(network, ifname, containerID).replace('-', ''));
+export const recordValue = (first: bigint, count: number) => asIp6(first.toString(16).padStart(16, '0') + count.toString(16).padStart(16, '0'));
+const MASK64 = (1n << 64n) - 1n;
+
+export interface RuleRecord {
+  /** The key as 32 hex digits: the instance hash without its dash. */
+  instance: string;
+  first: bigint;
+  count: number;
+}
+
+/** The elements of a `list map` or `get element` listing of masq_handles. */
+export function parseRecords(listing: string): RuleRecord[] {
+  const body = /elements = \{([^}]*)\}/.exec(listing)?.[1] ?? '';
+  const out: RuleRecord[] = [];
+  for (const m of body.matchAll(/([0-9a-f:]+) : ([0-9a-f:]+)/g)) {
+    const key = parseIp(m[1]!);
+    const value = parseIp(m[2]!);
+    if (key?.family !== 6 || value?.family !== 6) continue;
+    out.push({ instance: key.value.toString(16).padStart(32, '0'), first: value.value >> 64n, count: Number(value.value & MASK64) });
+  }
+  return out;
+}
+
+/** The handles nft echoed (-e -a) for rules added to masq_checks, in order. */
+export function echoedHandles(echo: string): bigint[] {
+  const prefix = `add rule ${TABLE} ${CHAIN} `;
+  return echo.split('\n').filter((l) => l.startsWith(prefix)).map((l) => /# handle (\d+)$/.exec(l)).filter((m) => !!m).map((m) => BigInt(m![1]!));
+}
+
+const recordScript = (key: string, first: bigint, count: number) => `add element ${TABLE} ${HANDLES} { ${key} : ${recordValue(first, count)} }\n`;
+const unrecordScript = (keys: string[]) => `delete element ${TABLE} ${HANDLES} { ${keys.join(', ')} }\n`;
 
 /**
  * The attachment's rules, appended to `masq_checks`: adding rules leaves nothing for the kernel to free, so nft
@@ -74,13 +126,13 @@ export function rulesScript(r: MasqueradeRequest): string {
 
 /** Whether `nft list chain ... postrouting` output shows the base chain with its rules in order. */
 export function postroutingIntact(listing: string): boolean {
-  const lines = listing.split('\n').map((l) => l.trim());
+  const lines = listing.split('\n').map((l) => l.replace(/ # handle \d+$/, '').trim());
   const at = lines.findIndex((l) => l.startsWith('type nat hook postrouting priority srcnat'));
   return at >= 0 && POSTROUTING_RULES.every((rule, i) => lines[at + 1 + i] === rule);
 }
 
 interface ListedRule {
-  handle: number;
+  handle: number | bigint;
   comment: string;
   body: string;
 }
@@ -100,12 +152,12 @@ async function listRules(): Promise<ListedRule[] | null> {
   return r.code === 0 ? parseChain(r.stdout) : null;
 }
 
-const deleteScript = (rules: ListedRule[]) => rules.map((x) => `delete rule ${TABLE} ${CHAIN} handle ${x.handle}`).join('\n') + '\n';
+const deleteScript = (rules: Array<Pick<ListedRule, 'handle'>>) => rules.map((x) => `delete rule ${TABLE} ${CHAIN} handle ${x.handle}`).join('\n') + '\n';
 
-/** Deletes listed rules; scoped to postrouting, and unscoped in the rare table that lacks it (made by hand). */
-async function deleteRules(rules: ListedRule[]): Promise<void> {
-  const scoped = await nftApply(deleteScript(rules), { resolveAtCommit: true, scopeChain: POSTROUTING, allowFailure: true });
-  if (scoped.code !== 0) await nftApply(deleteScript(rules), { resolveAtCommit: true });
+/** A removal; scoped to postrouting, and unscoped in the rare table that lacks it (made by hand). */
+async function remove(script: string): Promise<void> {
+  const scoped = await nftApply(script, { resolveAtCommit: true, scopeChain: POSTROUTING, allowFailure: true });
+  if (scoped.code !== 0) await nftApply(script, { resolveAtCommit: true });
 }
 
 export async function available(): Promise<boolean> {
@@ -124,40 +176,106 @@ async function healIfNeeded(r: MasqueradeRequest, added: RunResult): Promise<voi
   await nftApply(added.code === 0 ? skeletonScript() : skeletonScript() + rulesScript(r), { resolveAtCommit: true, scopeChain: POSTROUTING });
 }
 
+/** Records where the rules nft echoed are; a record that cannot be made is left out (DEL then lists). */
+async function record(nft: NftSession, r: MasqueradeRequest, echo: string): Promise<void> {
+  const handles = echoedHandles(echo);
+  if (handles.length !== r.addresses.length || handles.some((h, i) => h !== handles[0]! + BigInt(i))) return;
+  const key = recordKey(r.network, r.ifname, r.containerID);
+  const add = recordScript(key, handles[0]!, handles.length);
+  if ((await nft.send(add, { scopeChain: POSTROUTING }))?.code !== 1) return;
+  // A table made by the Go plugin or an older version of ours has no map yet; a record left by an ADD whose
+  // rules the Go plugin removed holds the key with another value.
+  if ((await nft.send(HANDLES_DECL + '\n' + add, { scopeChain: POSTROUTING }))?.code !== 1) return;
+  await nft.send(unrecordScript([key]) + add, { scopeChain: POSTROUTING });
+}
+
+/** The rules (and their record) in one `nft -e -a -i` process; falls back to `nft -f` without one. */
+async function addIn(nft: NftSession, r: MasqueradeRequest): Promise<void> {
+  const complete = (n: number) => (out: string) => echoedHandles(out).length >= n;
+  try {
+    const added = await nft.send(rulesScript(r), { scopeChain: POSTROUTING, complete: complete(r.addresses.length) });
+    if (!added) return await healIfNeeded(r, await nftApply(rulesScript(r), { allowFailure: true, scopeChain: POSTROUTING }));
+    if (added.code === 0 && postroutingIntact(added.stdout)) return await record(nft, r, added.stdout);
+    // No table yet (the rules were not added), or a damaged postrouting (they were): the skeleton, healed.
+    const script = added.code === 0 ? skeletonScript() : skeletonScript() + rulesScript(r);
+    const healed = await nft.send(script, { scopeChain: POSTROUTING, complete: complete(added.code === 0 ? 0 : r.addresses.length) });
+    if (!healed) return void (await nftApply(script, { resolveAtCommit: true, scopeChain: POSTROUTING }));
+    if (healed.code !== 0) throw failure('nft -e -a -i', healed);
+    await record(nft, r, added.code === 0 ? added.stdout : healed.stdout);
+  } finally {
+    nft.close();
+  }
+}
+
 export async function addMasquerade(r: MasqueradeRequest): Promise<void> {
-  if (!r.addresses.length) return;
-  await healIfNeeded(r, await nftApply(rulesScript(r), { allowFailure: true, scopeChain: POSTROUTING }));
+  if (r.addresses.length) await addIn(nftSession({ echo: true }), r);
 }
 
 export function prepareMasquerade(): PreparedMasquerade {
-  const nft = prepareNftApply({ allowFailure: true, scopeChain: POSTROUTING });
+  const nft = nftSession({ echo: true });
   return {
     async add(r) {
-      if (!r.addresses.length) return nft.cancel();
-      await healIfNeeded(r, await nft.apply(rulesScript(r)));
+      if (r.addresses.length) await addIn(nft, r);
+      else nft.close();
     },
-    cancel: () => nft.cancel(),
+    cancel: async () => nft.close(),
   };
 }
 
+/** More addresses than any IPAM gives one interface. */
+const MAX_RULES = 64;
+
+/** The listing's complete once nft has printed the table's closing brace. */
+const listed = (out: string) => out.endsWith('}\n');
+
 export async function delMasquerade(r: MasqueradeRequest): Promise<boolean> {
   const prefix = instanceHash(r.network, r.ifname, r.containerID);
+  const key = recordKey(r.network, r.ifname, r.containerID);
   const oursIn = (rules: ListedRule[]) => rules.filter((x) => x.comment.startsWith(prefix));
-  // The listing and the removal in one nft process, one process start less; as before, a removal that fails
-  // scoped (a table without postrouting, made by hand) is retried unscoped.
-  let ours: ListedRule[] = [];
-  const session = await nftListThenApply(`list chain ${TABLE} ${CHAIN}`, (listing) => {
-    ours = listing === null ? [] : oursIn(parseChain(listing));
-    return ours.length ? deleteScript(ours) : undefined;
-  }, { scopeChain: POSTROUTING, allowFailure: true });
-  if (session) {
-    if (session.applied && session.applied.code !== 0) await nftApply(deleteScript(ours), { resolveAtCommit: true });
-    return ours.length > 0;
+  const nft = nftSession();
+  try {
+    // nft 1.0.6 does not retry all a concurrent commit interrupts: against a loop of commits a lookup failed with
+    // EINTR 4 times in 300 and a listing of a chain that was there with "No such file or directory" once. A record
+    // taken for absent, or a removal taken for impossible, would leave it or the rules behind; so each is tried again.
+    const tried = async (tries: number, script: string, o: Parameters<NftSession['send']>[1], transient: (r: RunResult) => boolean) => {
+      let r = await nft.send(script, o);
+      for (let i = 1; i < tries && r && r.code !== 0 && transient(r); i++) r = await nft.send(script, o);
+      return r;
+    };
+    const looked = await tried(8, `get element ${TABLE} ${HANDLES} { ${key} }`, { complete: listed }, (r) => /Interrupted system call/.test(r.stderr));
+    if (looked) {
+      const found = looked.code === 0 ? parseRecords(looked.stdout).find((x) => x.instance === prefix.replace('-', '')) : undefined;
+      // A record is ours to write; one of more rules than an attachment can have is not believed.
+      const rec = found && found.count > 0 && found.count <= MAX_RULES ? found : undefined;
+      if (rec) {
+        const handles = Array.from({ length: rec.count }, (_, i) => ({ handle: rec.first + BigInt(i) }));
+        const byHandle = await tried(2, deleteScript(handles) + unrecordScript([key]), { scopeChain: POSTROUTING }, () => true);
+        if (byHandle?.code === 0) {
+          traceNote('masquerade rules removed by their recorded handles');
+          return true;
+        }
+      }
+      // No record, or one whose rules are no longer all there: the chain's listing, in the same process (where
+      // the record says the table is there, a failed listing is a false one).
+      const listing = await tried(found ? 3 : 1, `list chain ${TABLE} ${CHAIN}`, { complete: listed }, () => true);
+      if (listing) {
+        const ours = listing.code === 0 ? oursIn(parseChain(listing.stdout)) : [];
+        const script = (ours.length ? deleteScript(ours) : '') + (found ? unrecordScript([key]) : '');
+        if (!script) return false;
+        // As before, a removal that fails scoped (a table without postrouting, made by hand) is retried unscoped.
+        const applied = await nft.send(script, { scopeChain: POSTROUTING });
+        if (applied?.code !== 0) await nftApply(script, { resolveAtCommit: true });
+        return ours.length > 0;
+      }
+    }
+  } finally {
+    nft.close();
   }
+  // An nft without interactive mode: a listing, then a removal.
   const rules = await listRules();
   if (!rules) return false;
-  ours = oursIn(rules);
-  if (ours.length) await deleteRules(ours);
+  const ours = oursIn(rules);
+  if (ours.length) await remove(deleteScript(ours));
   return ours.length > 0;
 }
 
@@ -177,5 +295,11 @@ export async function gcMasquerade(network: string, valid: AttachmentKey[]): Pro
   const keep = new Set(valid.map((a) => instanceHash(network, a.ifname, a.containerID)));
   const prefix = `${networkHash(network)}-`;
   const stale = rules.filter((x) => x.comment.startsWith(prefix) && !keep.has(x.comment.slice(0, prefix.length + 16)));
-  if (stale.length) await deleteRules(stale);
+  if (stale.length) await remove(deleteScript(stale));
+  // Records of gone attachments (one whose rules another implementation's DEL removed, say).
+  const map = await run('nft', ['list', 'map', ...TABLE.split(' '), HANDLES], { allowFailure: true, stdoutToFile: true });
+  if (map.code !== 0) return;
+  const keepKeys = new Set([...keep].map((k) => k.replace('-', '')));
+  const gone = parseRecords(map.stdout).filter((x) => x.instance.startsWith(networkHash(network)) && !keepKeys.has(x.instance));
+  if (gone.length) await remove(unrecordScript(gone.map((x) => asIp6(x.instance))));
 }
