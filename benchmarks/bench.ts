@@ -103,11 +103,15 @@ interface Row {
 const rows: Row[] = [];
 const extra: Record<string, unknown> = {};
 
-/** Interleaved: each round runs every implementation once, ADD then DEL of a fresh container. */
+/**
+ * Interleaved: each round runs every implementation once, ADD then DEL of a fresh container, starting one
+ * implementation later than the round before, so that none always runs right after the same other one (whose
+ * deleted namespace the kernel may still be cleaning up).
+ */
 async function measure(scenario: string, rounds: number, only: Impl[] = impls): Promise<void> {
   const byImpl = new Map<string, Row>(only.map((i) => [i.name, { scenario, impl: i.name, add: [], del: [], plugins: {} }]));
   for (let r = 0; r < rounds; r++) {
-    for (const impl of only) {
+    for (const impl of [...only.slice(r % only.length), ...only.slice(0, r % only.length)]) {
       const a = newAttach(impl);
       // The plugins' own times, as the agent in their host measured them.
       const result = await chainAdd(impl, a);
