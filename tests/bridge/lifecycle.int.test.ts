@@ -7,6 +7,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { canUseNetns, IS_REFERENCE, uniqueName, withSandbox, type Sandbox } from '../helpers/netns';
 import { instanceHash } from '../../lib/firewall/nftables/masquerade';
+import { withoutInteractiveNft } from '../helpers/nft';
 import { addrOnly, bridgeConf, call, HAS_1_1, hostLinks, natState, reservations, withPrev } from './helpers';
 
 const d = canUseNetns() ? describe : describe.skip;
@@ -106,6 +107,23 @@ d.each(BACKENDS)('bridge lifecycle (%s)', (backend) => {
         expect(lines).toContainEqual(expect.stringContaining('# masquerade rules removed by their recorded handles'));
         expect(lines.filter((l) => /^\d+ms (flock .* )?nft /.test(l))).toHaveLength(1);
         await expectClean(s, bridge);
+      });
+    });
+
+    test('with an nft that has no interactive mode: ADD and DEL work without a record and leave nothing', async () => {
+      await withSandbox(async (s) => {
+        await withoutInteractiveNft(async (env) => {
+          const bridge = uniqueName('cbr');
+          const conf = bridgeConf(s, { bridge, v4: '192.0.2.0/24', extra: { isDefaultGateway: true, ipMasq: true, ipMasqBackend: backend } });
+          const ns = await s.container();
+          const pathEnv = { PATH: env.PATH! };
+          const r = await call(s, 'ADD', conf, 'life-noi', ns, { env: pathEnv });
+          expect(r.json?.msg).toBeUndefined();
+          expect(await handlesOf(s, 'life-noi')).toHaveLength(1);
+          expect(await recordsOf(s)).toEqual([]);
+          expect((await call(s, 'DEL', withPrev(conf, r.json), 'life-noi', ns, { env: pathEnv })).code).toBe(0);
+          await expectClean(s, bridge);
+        });
       });
     });
 

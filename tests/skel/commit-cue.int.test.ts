@@ -4,15 +4,14 @@
  * the payload) and nftApply with resolveAtCommit (nft -i's complaint about a cue line after the script). A
  * failure inside the payload is still reported as that failure.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { failedAtLine, interactiveOutcome, iptablesRestore, nftApply, nftListThenApply, nftSession } from '../../lib/exec';
 import { canUseNetns, netnsPath, withSandbox } from '../helpers/netns';
+import { withoutInteractiveNft } from '../helpers/nft';
 
 const maybe = canUseNetns() ? test : test.skip;
-const nftPath = execFileSync('sh', ['-c', 'command -v nft'], { encoding: 'utf8' }).trim();
 
 /** Runs fn with CNI_TS_TRACE set to a fresh file; returns the trace's lines. */
 async function traced(fn: () => Promise<void>): Promise<string[]> {
@@ -104,17 +103,6 @@ maybe('an nft removal resolves at its commit, in one transaction, and leaves $HO
     }
   });
 });
-
-/** Runs fn with an env whose nft behaves as one built --without-cli (for -i) and is the real nft otherwise. */
-async function withoutInteractiveNft(fn: (env: NodeJS.ProcessEnv) => Promise<void>): Promise<void> {
-  const bin = mkdtempSync(join(tmpdir(), 'nft-noi-'));
-  try {
-    writeFileSync(join(bin, 'nft'), `#!/bin/sh\ncase " $* " in *" -i "*) echo 'Error: interactive CLI not supported in this build' >&2; exit 1;; esac\nexec ${nftPath} "$@"\n`, { mode: 0o755 });
-    await fn({ ...process.env, PATH: `${bin}:${process.env.PATH}` });
-  } finally {
-    rmSync(bin, { recursive: true, force: true });
-  }
-}
 
 maybe('an nft built without interactive mode gets the same script with -f', async () => {
   await withSandbox(async (s) => {
