@@ -103,6 +103,9 @@ interface Row {
 const rows: Row[] = [];
 const extra: Record<string, unknown> = {};
 
+/** `list` starting at its `r`-th element (mod its length), for rounds that begin with a different implementation each. */
+const rotated = <T>(list: T[], r: number) => [...list.slice(r % list.length), ...list.slice(0, r % list.length)];
+
 /**
  * Interleaved: each round runs every implementation once, ADD then DEL of a fresh container, starting one
  * implementation later than the round before, so that none always runs right after the same other one (whose
@@ -111,7 +114,7 @@ const extra: Record<string, unknown> = {};
 async function measure(scenario: string, rounds: number, only: Impl[] = impls): Promise<void> {
   const byImpl = new Map<string, Row>(only.map((i) => [i.name, { scenario, impl: i.name, add: [], del: [], plugins: {} }]));
   for (let r = 0; r < rounds; r++) {
-    for (const impl of [...only.slice(r % only.length), ...only.slice(0, r % only.length)]) {
+    for (const impl of rotated(only, r)) {
       const a = newAttach(impl);
       // The plugins' own times, as the agent in their host measured them.
       const result = await chainAdd(impl, a);
@@ -270,7 +273,7 @@ async function main(): Promise<void> {
     // rotated, and the median of each.
     const par: Record<string, { wallMs: number; samples: number[]; failures: number; duplicates: number; errors: string[] }> = {};
     for (let r = 0; r < ROUNDS; r++) {
-      for (const impl of [...impls.slice(r % impls.length), ...impls.slice(0, r % impls.length)]) {
+      for (const impl of rotated(impls, r)) {
         const batch = Array.from({ length: 50 }, () => newAttach(impl));
         const t = performance.now();
         const settled = await Promise.allSettled(batch.map((a) => chainAdd(impl, a)));

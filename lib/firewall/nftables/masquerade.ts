@@ -81,7 +81,9 @@ const HANDLES_COMMENT = 'Where each attachment has its rules in masq_checks: fir
 const HANDLES_DECL = `add map ${TABLE} ${HANDLES} { type ipv6_addr : ipv6_addr ; comment "${HANDLES_COMMENT}" ; }`;
 
 const asIp6 = (hex: string) => formatIp({ family: 6, value: BigInt(`0x${hex}`) });
-export const recordKey = (network: string, ifname: string, containerID: string) => asIp6(instanceHash(network, ifname, containerID).replace('-', ''));
+/** An instance hash as the 32 hex digits a record's key holds. */
+const hexOf = (instance: string) => instance.replace('-', '');
+export const recordKey = (network: string, ifname: string, containerID: string) => asIp6(hexOf(instanceHash(network, ifname, containerID)));
 export const recordValue = (first: bigint, count: number) => asIp6(first.toString(16).padStart(16, '0') + count.toString(16).padStart(16, '0'));
 const MASK64 = (1n << 64n) - 1n;
 
@@ -169,11 +171,13 @@ export async function available(): Promise<boolean> {
   }
 }
 
-/** After the rules' transaction: nothing more, or the skeleton when the table is missing or damaged. */
+/** After the rules' transaction: no table yet (the rules were not added), or a damaged postrouting (they were). */
+const healScript = (r: MasqueradeRequest, added: RunResult) => (added.code === 0 ? skeletonScript() : skeletonScript() + rulesScript(r));
+const healed = (added: RunResult) => added.code === 0 && postroutingIntact(added.stdout);
+
+/** After the rules' transaction in `nft -f` (no interactive nft): nothing more, or the skeleton, healed. */
 async function healIfNeeded(r: MasqueradeRequest, added: RunResult): Promise<void> {
-  if (added.code === 0 && postroutingIntact(added.stdout)) return;
-  // No table yet (the rules were not added), or a damaged postrouting (they were): the skeleton, healed.
-  await nftApply(added.code === 0 ? skeletonScript() : skeletonScript() + rulesScript(r), { resolveAtCommit: true, scopeChain: POSTROUTING });
+  if (!healed(added)) await nftApply(healScript(r, added), { resolveAtCommit: true, scopeChain: POSTROUTING });
 }
 
 /** Records where the rules nft echoed are; a record that cannot be made is left out (DEL then lists). */
@@ -195,13 +199,12 @@ async function addIn(nft: NftSession, r: MasqueradeRequest): Promise<void> {
   try {
     const added = await nft.send(rulesScript(r), { scopeChain: POSTROUTING, complete: complete(r.addresses.length) });
     if (!added) return await healIfNeeded(r, await nftApply(rulesScript(r), { allowFailure: true, scopeChain: POSTROUTING }));
-    if (added.code === 0 && postroutingIntact(added.stdout)) return await record(nft, r, added.stdout);
-    // No table yet (the rules were not added), or a damaged postrouting (they were): the skeleton, healed.
-    const script = added.code === 0 ? skeletonScript() : skeletonScript() + rulesScript(r);
-    const healed = await nft.send(script, { scopeChain: POSTROUTING, complete: complete(added.code === 0 ? 0 : r.addresses.length) });
-    if (!healed) return void (await nftApply(script, { resolveAtCommit: true, scopeChain: POSTROUTING }));
-    if (healed.code !== 0) throw failure('nft -e -a -i', healed);
-    await record(nft, r, added.code === 0 ? added.stdout : healed.stdout);
+    if (healed(added)) return await record(nft, r, added.stdout);
+    const script = healScript(r, added);
+    const fixed = await nft.send(script, { scopeChain: POSTROUTING, complete: complete(added.code === 0 ? 0 : r.addresses.length) });
+    if (!fixed) return void (await nftApply(script, { resolveAtCommit: true, scopeChain: POSTROUTING }));
+    if (fixed.code !== 0) throw failure('nft -e -a -i', fixed);
+    await record(nft, r, added.code === 0 ? added.stdout : fixed.stdout);
   } finally {
     nft.close();
   }
@@ -244,7 +247,7 @@ export async function delMasquerade(r: MasqueradeRequest): Promise<boolean> {
     };
     const looked = await tried(8, `get element ${TABLE} ${HANDLES} { ${key} }`, { complete: listed }, (r) => /Interrupted system call/.test(r.stderr));
     if (looked) {
-      const found = looked.code === 0 ? parseRecords(looked.stdout).find((x) => x.instance === prefix.replace('-', '')) : undefined;
+      const found = looked.code === 0 ? parseRecords(looked.stdout).find((x) => x.instance === hexOf(prefix)) : undefined;
       // A record is ours to write; one of more rules than an attachment can have is not believed.
       const rec = found && found.count > 0 && found.count <= MAX_RULES ? found : undefined;
       if (rec) {
@@ -299,7 +302,7 @@ export async function gcMasquerade(network: string, valid: AttachmentKey[]): Pro
   // Records of gone attachments (one whose rules another implementation's DEL removed, say).
   const map = await run('nft', ['list', 'map', ...TABLE.split(' '), HANDLES], { allowFailure: true, stdoutToFile: true });
   if (map.code !== 0) return;
-  const keepKeys = new Set([...keep].map((k) => k.replace('-', '')));
+  const keepKeys = new Set([...keep].map(hexOf));
   const gone = parseRecords(map.stdout).filter((x) => x.instance.startsWith(networkHash(network)) && !keepKeys.has(x.instance));
   if (gone.length) await remove(unrecordScript(gone.map((x) => asIp6(x.instance))));
 }
