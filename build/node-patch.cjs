@@ -86,6 +86,20 @@
 //    for the code it was checked against: uv_spawn's bytes must have the recorded SHA-256 (libuv 1.46 in Node
 //    20.20.2 for x64, its child code inlined, locals addressed from %rbp), else nothing changes. The stub lives in
 //    the exit handler's body, dead after 9.'s exit_group.
+//
+// 11. V8 reads the startup snapshot where it lies (the node binary). Node copied V8's part of the snapshot (~2.6
+//    MB) out of the SEA blob into a fresh buffer before deserializing it (SnapshotDeserializer::Read<StartupData>:
+//    new[] and memcpy): ~590 page faults of new memory, a fifth of a start's, and the copy, ~2.5-3 ms of a ~25 ms
+//    start here. The SEA blob is the executable's own mapping (postject's note in a read-only PT_LOAD), there for
+//    the process's life, and V8 only reads the startup data: Read now returns a pointer into the blob (the
+//    reader's position, `read_total`, advanced past it as the copy did), and ~SnapshotData no longer deletes that
+//    pointer (new[]'d before, now the file's). The cost, for a node no one runs so: a snapshot loaded with
+//    `--snapshot-blob FILE` is read into a vector freed after parsing, so its data would dangle; an SEA never
+//    reads that option, and the build runs the tuned node only to build a snapshot, never to load one. A snapshot
+//    the tuned node builds (--build-snapshot, the SEA config) keeps its buffer to the end instead of freeing it.
+//    Checked by bytes: Read's size in %rdi and `this` in %r12 around `call new[]` and `call ReadArithmetic<char>`,
+//    ReadArithmetic<char> reading from `sink.data() + read_total` (fields 0x18 and 0x8) and adding the count to
+//    read_total, and the destructor's `delete[]` of field 0x78 guarded by the ownership field; all or none.
 'use strict';
 const { readFileSync, writeFileSync } = require('node:fs');
 
@@ -292,6 +306,60 @@ function vforkSpawn(elf, symbols, exitHandler, checked, sha256) {
   };
 }
 
+// 11.: In Read<v8::StartupData>: movslq -0x14(%rbp),%rdi; jne cold; test %edi,%edi; jle fail; call new[];
+// movslq -0x14(%rbp),%rdx; mov %r12,%rdi; mov %rax,%rsi; mov %rax,%r13; call ReadArithmetic<char> ("__": any byte).
+const READ_STARTUP_DATA = ['_ZN4node20SnapshotDeserializer4ReadIN2v811StartupDataELPv0ELS4_0EEET_v', 'SnapshotDeserializer::Read<StartupData>'];
+const READ_CHARS = ['_ZN4node16BlobDeserializerINS_20SnapshotDeserializerEE14ReadArithmeticIcEEvPT_m', 'ReadArithmetic<char>'];
+const SNAPSHOT_DATA_DTOR = ['_ZN4node12SnapshotDataD1Ev', '~SnapshotData'];
+const COPY_OUT = { before: '48637dec0f85________85ff7e__', at: 'e8________486355ec4c89e74889c64989c5e8________' };
+// mov 0x8(%r12),%r13 (read_total); add 0x18(%r12),%r13 (sink's data); add %rdi,0x8(%r12); an 8-byte nop. %r13 is
+// what Read returns as the data; the code after it loads the size.
+const POINT_IN = Buffer.from('4d8b6c24084d036c241849017c24080f1f840000000000', 'hex');
+// In ReadArithmetic<char> (this in %rbx): mov 0x8(%rbx),%rsi; mov %r13,%rdi; add 0x18(%rbx),%rsi; and
+// add %r12,0x8(%rbx) (the count).
+const READS_FROM = ['488b73084c89ef48037318', '4c016308'];
+// In ~SnapshotData: mov (%rdi),%eax; mov %rdi,%rbx; test %eax,%eax; jne skip; mov 0x78(%rdi),%rdi; test %rdi,%rdi;
+// je skip; call delete[].
+const DELETE_BLOB = '8b074889fb85c075__488b7f784885ff7405e8________';
+
+/** Offsets in `f` within [from, from + size) where hex `pattern` ("__" any byte) matches. */
+function matches(f, from, size, pattern) {
+  const want = pattern.match(/../g).map((h) => (h === '__' ? -1 : parseInt(h, 16)));
+  const out = [];
+  for (let at = from; at + want.length <= from + size; at++) {
+    if (want.every((b, i) => b < 0 || f[at + i] === b)) out.push(at);
+  }
+  return out;
+}
+
+/** 11. above: the change, or throws saying what is not as checked. */
+function snapshotInPlace(elf, symbols) {
+  const body = ([symbol, name]) => {
+    const fn = symbols.symbolWithSize(symbol);
+    const from = fn ? elf.offOf(fn.va) : -1;
+    if (from < 0 || !fn.size) throw new Error(`no ${name} in the file`);
+    return { from, size: fn.size, va: fn.va };
+  };
+  const read = body(READ_STARTUP_DATA);
+  const hits = matches(elf.f, read.from, read.size, COPY_OUT.before + COPY_OUT.at);
+  if (hits.length !== 1) throw new Error(`expected one copy of the startup data in ${READ_STARTUP_DATA[1]}, found ${hits.length}`);
+  if (elf.f.compare(Buffer.from('554889e5415541544989fc', 'hex'), 0, 11, read.from, read.from + 11) !== 0) throw new Error(`${READ_STARTUP_DATA[1]} does not keep this in %r12`);
+  const at = hits[0] + COPY_OUT.before.length / 2;
+  const readChars = body(READ_CHARS);
+  const callEnd = at + COPY_OUT.at.length / 2;
+  if (elf.vaOf(callEnd) + elf.f.readInt32LE(callEnd - 4) !== readChars.va) throw new Error(`the copy is not made by ${READ_CHARS[1]}`);
+  for (const p of READS_FROM) {
+    if (matches(elf.f, readChars.from, readChars.size, p).length !== 1) throw new Error(`${READ_CHARS[1]} does not read as checked`);
+  }
+  const dtor = body(SNAPSHOT_DATA_DTOR);
+  const del = matches(elf.f, dtor.from, dtor.size, DELETE_BLOB);
+  if (del.length !== 1) throw new Error(`expected one delete of the startup data in ${SNAPSHOT_DATA_DTOR[1]}, found ${del.length}`);
+  return () => {
+    POINT_IN.copy(elf.f, at);
+    NOP5.copy(elf.f, del[0] + DELETE_BLOB.length / 2 - 5);
+  };
+}
+
 const RETURN_TRUE = Buffer.from([0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3]); // mov $1, %eax; ret
 const RETURN_FALSE = Buffer.from([0xb8, 0x00, 0x00, 0x00, 0x00, 0xc3]); // mov $0, %eax; ret
 
@@ -349,6 +417,11 @@ function tuneNode(input, symbols = input, checkedSpawn = CHECKED_UV_SPAWN) {
     }
   } catch (e) {
     notDone.push(`fast exit: ${e.message}`);
+  }
+  try {
+    snapshotInPlace(elf, symbolTable)();
+  } catch (e) {
+    notDone.push(`snapshot in place: ${e.message}`);
   }
   for (const name of IGNORED_ENV) {
     try {

@@ -6,11 +6,18 @@ const SPAWN_OFF = 0xb40;
 const SPAWN_SIZE = 0xa0e;
 const FORK_OFF = 0x1600;
 const ENVIRON_OFF = 0x1700;
+// 11.: Read<StartupData>, ReadArithmetic<char> and ~SnapshotData; the symbol and string tables after them.
+const READ_OFF = 0x1800;
+const READ_CHARS_OFF = 0x1880;
+const DTOR_OFF = 0x1900;
+const SYMTAB = 0x1a00;
+const STRTAB = 0x1c00;
+const FILE_SIZE = 0x2000;
 
 /** A fixed-address ELF64 with one writable PT_LOAD covering the file: literals, a flag value and a flag-table entry. */
 function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer; valueOff: number; cliOff: number; sparkValue: number; fnOff: number; env: Record<string, number>; otherCopy: number; calls: Record<string, number> } {
   const VADDR = 0x400000;
-  const f = Buffer.alloc(0x1800);
+  const f = Buffer.alloc(FILE_SIZE);
   const calls: Record<string, number> = {};
   f.writeUInt32BE(0x7f454c46, 0);
   f[4] = 2; // ELF64
@@ -24,7 +31,7 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   f.writeUInt32LE(7, 0x44);
   f.writeBigUInt64LE(0n, 0x48);
   f.writeBigUInt64LE(BigInt(VADDR), 0x50);
-  f.writeBigUInt64LE(0x1800n, 0x60);
+  f.writeBigUInt64LE(BigInt(FILE_SIZE), 0x60);
   const cliOff = 0x101;
   f.write('--rehash-snapshot\0', cliOff, 'latin1');
   const nameOff = 0x121;
@@ -48,7 +55,7 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   f.writeBigUInt64LE(BigInt(VADDR + sparkValue + 1), 0x258);
   // Snapshot::ShouldVerifyChecksum's body ("mov $1, %eax; ret") at 0x300, and Node's start-up functions at 0x940
   // and 0x980 calling OpenSSL's setup, found through a symbol table: section headers at 0x380 (null, .symtab at
-  // 0x800, .strtab at 0x520).
+  // SYMTAB, .strtab at STRTAB).
   const fnOff = 0x300;
   Buffer.from([0xb8, 1, 0, 0, 0, 0xc3]).copy(f, fnOff);
   const initOff = 0x940;
@@ -71,12 +78,15 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
     ['_ZN2v811CpuProfiler38UseDetailedSourcePositionsForProfilingEPNS_7IsolateE', detailedPositions, 8],
     ['_ZN4node33DefaultProcessExitHandlerInternalEPNS_11EnvironmentENS_8ExitCodeE', exitHandlerOff, 0x120],
     ['uv_spawn', SPAWN_OFF, SPAWN_SIZE],
+    ['_ZN4node20SnapshotDeserializer4ReadIN2v811StartupDataELPv0ELS4_0EEET_v', READ_OFF, 0x70],
+    ['_ZN4node16BlobDeserializerINS_20SnapshotDeserializerEE14ReadArithmeticIcEEvPT_m', READ_CHARS_OFF, 0x60],
+    ['_ZN4node12SnapshotDataD1Ev', DTOR_OFF, 0x40],
   ];
-  let str = 0x521;
+  let str = STRTAB + 1;
   symbols.forEach(([name, off, size], i) => {
     f.write(`${name}\0`, str, 'latin1');
-    const e = 0x800 + 24 * (i + 1); // entry 0 is the null symbol
-    f.writeUInt32LE(str - 0x520, e);
+    const e = SYMTAB + 24 * (i + 1); // entry 0 is the null symbol
+    f.writeUInt32LE(str - STRTAB, e);
     f.writeBigUInt64LE(BigInt(VADDR + off), e + 8);
     f.writeBigUInt64LE(BigInt(size), e + 16);
     str += name.length + 1;
@@ -91,8 +101,8 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
     f.writeBigUInt64LE(BigInt(size), o + 0x20);
     f.writeUInt32LE(link, o + 0x28);
   };
-  sh(1, 2, 0x800, 24 * (symbols.length + 1), 2);
-  sh(2, 3, 0x520, str - 0x520, 0);
+  sh(1, 2, SYMTAB, 24 * (symbols.length + 1), 2);
+  sh(2, 3, STRTAB, str - STRTAB, 0);
   // The setup's body: `call OPENSSL_init_crypto`, `call CSPRNG; test %al, %al`, `call SetEntropySource`.
   let at = initOff + 4;
   for (const [name, target] of Object.entries(callees)) {
@@ -130,6 +140,18 @@ function fakeNode(opts: { pie?: boolean; value?: number } = {}): { bytes: Buffer
   const store = SPAWN_OFF + 0x925;
   Buffer.from([0x48, 0x89, 0x05]).copy(f, store);
   f.writeInt32LE(ENVIRON_OFF - (store + 7), store + 3);
+  // 11.: Read<StartupData>'s prologue and copy (this in %r12, the size in %rdi), its calls' targets filled in.
+  Buffer.from('554889e5415541544989fc', 'hex').copy(f, READ_OFF);
+  const copy = READ_OFF + 0x3e;
+  Buffer.from('48637dec0f8500000000' + '85ff7e2c' + 'e800000000486355ec4c89e74889c64989c5e800000000', 'hex').copy(f, copy);
+  calls.newArray = copy + 14;
+  f.writeInt32LE(READ_CHARS_OFF - (copy + 14 + 23), copy + 14 + 19);
+  // ReadArithmetic<char>: the source from read_total (0x8) and sink's data (0x18), the count added to read_total.
+  Buffer.from('488b73084c89ef48037318', 'hex').copy(f, READ_CHARS_OFF + 0x2c);
+  Buffer.from('4c016308', 'hex').copy(f, READ_CHARS_OFF + 0x50);
+  // ~SnapshotData: delete[] of field 0x78 when owned.
+  Buffer.from('8b074889fb85c0750e488b7f784885ff7405e800000000', 'hex').copy(f, DTOR_OFF + 0xb);
+  calls.deleteBlob = DTOR_OFF + 0xb + 18;
   return { bytes: f, valueOff, cliOff, sparkValue, fnOff, env, otherCopy, calls };
 }
 
@@ -218,7 +240,7 @@ describe('node tuning', () => {
     expect(calls.fork! + 5 + r.bytes.readInt32LE(calls.fork! + 1)).toBe(FORK_OFF);
     // Nor when the exit handler could not be made an exit_group (the stub's home).
     const noExit = fakeNode();
-    const exitHandlerSize = 0x800 + 24 * 10 + 16; // its symbol's size field
+    const exitHandlerSize = SYMTAB + 24 * 10 + 16; // its symbol's size field
     noExit.bytes.writeBigUInt64LE(8n, exitHandlerSize);
     r = tuneFake(noExit.bytes);
     expect(r.notDone).toMatch(/fast exit: DefaultProcessExitHandlerInternal is not in the file, or too short/);
@@ -249,6 +271,33 @@ describe('node tuning', () => {
     expect(r.bytes[untested.calls.InitCryptoOnce!]).toBe(0xe8);
     // Changes of another kind are independent.
     expect(r.bytes[untested.calls.UseDetailedSourcePositionsForProfiling!]).toBe(0x0f);
+  });
+  test("makes the snapshot's startup data point into the blob instead of a copy, and not deleted", () => {
+    const { bytes, calls } = fakeNode();
+    const r = tuneFake(bytes);
+    expect(r.notDone).toBe('');
+    // new[] + ReadArithmetic<char> became: %r13 = read_total + sink's data; read_total += size; an 8-byte nop.
+    expect(r.bytes.subarray(calls.newArray!, calls.newArray! + 23).toString('hex')).toBe('4d8b6c24084d036c241849017c24080f1f840000000000');
+    expect([...r.bytes.subarray(calls.deleteBlob!, calls.deleteBlob! + 5)]).toEqual([0x0f, 0x1f, 0x44, 0, 0]);
+  });
+  test('leaves the copy and the delete as they are when either is not as checked', () => {
+    const other = fakeNode();
+    // ReadArithmetic<char> reads from elsewhere.
+    other.bytes[READ_CHARS_OFF + 0x2c + 3] = 0x10;
+    let r = tuneFake(other.bytes);
+    expect(r.notDone).toBe('snapshot in place: ReadArithmetic<char> does not read as checked');
+    expect(r.bytes[other.calls.newArray!]).toBe(0xe8);
+    expect(r.bytes[other.calls.deleteBlob!]).toBe(0xe8);
+    const noDelete = fakeNode();
+    noDelete.bytes[DTOR_OFF + 0xb + 12] = 0x70; // another field is deleted
+    r = tuneFake(noDelete.bytes);
+    expect(r.notDone).toBe('snapshot in place: expected one delete of the startup data in ~SnapshotData, found 0');
+    expect(r.bytes[noDelete.calls.newArray!]).toBe(0xe8);
+    const elsewhere = fakeNode();
+    elsewhere.bytes.writeInt32LE(0, elsewhere.calls.newArray! + 19); // the copy calls something else
+    r = tuneFake(elsewhere.bytes);
+    expect(r.notDone).toBe('snapshot in place: the copy is not made by ReadArithmetic<char>');
+    expect(r.bytes[elsewhere.calls.deleteBlob!]).toBe(0xe8);
   });
   test('leaves an unexpected binary as it is and says why', () => {
     expect(tuneFake(fakeNode({ pie: true }).bytes).notDone).toMatch(/non-PIE/);
