@@ -5,7 +5,7 @@
  */
 import { basename } from 'node:path';
 import { registerInProcess } from '../lib/invoke';
-import { pluginMain, type Plugin } from '../lib/skel';
+import { pluginMain, type Plugin, type ProcessIO } from '../lib/skel';
 import { plugin as bridge } from '../plugins/bridge';
 import { plugin as portmap } from '../plugins/portmap';
 import { plugin as hostLocal } from '../ipam/host-local';
@@ -13,7 +13,8 @@ import { tools } from './tools';
 
 export const PLUGINS: Record<string, Plugin> = { bridge, 'host-local': hostLocal, portmap };
 
-export async function main(argv0: string, argv: string[]): Promise<void> {
+/** `io` stands in for the process's own stdin, environment, stdout and exit (the warm-up's). */
+export async function main(argv0: string, argv: string[], io?: ProcessIO): Promise<void> {
   for (const [name, p] of Object.entries(PLUGINS)) registerInProcess(name, p);
   let name = basename(argv0);
   let args = argv;
@@ -22,7 +23,7 @@ export async function main(argv0: string, argv: string[]): Promise<void> {
     args = args.slice(1);
   }
   const plugin = PLUGINS[name];
-  if (plugin) return pluginMain(plugin);
+  if (plugin) return pluginMain(plugin, io);
   const tool = tools[name];
   if (tool) {
     process.exitCode = await tool(args);

@@ -10,7 +10,7 @@
  */
 import { parseCniArgs } from '../lib/args';
 import { failedAtLine, interactiveOutcome, run } from '../lib/exec';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ipt from '../lib/firewall/iptables/hostport-rules';
@@ -31,6 +31,7 @@ import { conflictingAddresses, planAdd } from '../plugins/bridge/plan';
 import { parseConfig } from '../plugins/portmap/config';
 import { hostportRequest, localnetTarget, udpFlushes } from '../plugins/portmap/plan';
 import { loadConfig, requestedIps } from '../ipam/host-local/config';
+import { main } from './main';
 import { assignRequested, freeCandidates } from '../ipam/host-local/plan';
 
 const NETWORK = 'warmup';
@@ -215,6 +216,29 @@ async function rehearse(plugins: Record<string, Plugin>): Promise<void> {
 }
 
 /**
+ * The process's own path around a request (main, pluginMain, reading stdin, writing the result), which the
+ * requests above enter below: a VERSION request with a file for stdin and stdout and an exit that only records.
+ */
+async function processPath(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'cni-warmup-io-'));
+  const input = join(dir, 'stdin');
+  const output = join(dir, 'stdout');
+  writeFileSync(input, JSON.stringify({ cniVersion: '1.0.0' }));
+  const stdin = openSync(input, 'r');
+  const stdout = openSync(output, 'w');
+  let code: number | undefined;
+  try {
+    await main('bridge', [], { env: { CNI_COMMAND: 'VERSION' }, stdin, stdout, exit: (c) => (code = c) });
+    const out = readFileSync(output, 'utf8');
+    if (code !== 0 || !out.includes('supportedVersions')) throw new Error(`VERSION through main ended with ${code}: ${out.trim()}`);
+  } finally {
+    closeSync(stdin);
+    closeSync(stdout);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
  * Never throws: a step that fails only leaves its functions to be compiled at run time. Returns what failed
  * (a unit test keeps it empty).
  */
@@ -236,5 +260,6 @@ export async function warmup(plugins: Record<string, Plugin>): Promise<string[]>
   await step('requests', () => requests(plugins));
   await step('rehearsal', () => rehearse(plugins));
   await step('spawn', spawnOnce);
+  await step('process', processPath);
   return failed;
 }

@@ -184,14 +184,14 @@ export async function runPlugin(plugin: Plugin, io: PluginIO): Promise<PluginOut
   }
 }
 
-/** Reads all of stdin up to the cap (+1 byte, so an oversize input is detected without reading it all). */
-export async function readStdin(cap = MAX_STDIN_BYTES): Promise<Buffer> {
+/** Reads all of stdin (or `fd`) up to the cap (+1 byte, so an oversize input is detected without reading it all). */
+export async function readStdin(cap = MAX_STDIN_BYTES, fd = 0): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
   const buf = Buffer.allocUnsafe(65536);
   try {
     for (;;) {
-      const n = readSync(0, buf, 0, buf.length, null);
+      const n = readSync(fd, buf, 0, buf.length, null);
       if (n === 0) break;
       chunks.push(Buffer.from(buf.subarray(0, n)));
       total += n;
@@ -201,7 +201,7 @@ export async function readStdin(cap = MAX_STDIN_BYTES): Promise<Buffer> {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'EOF' || code === 'EBADF' || code === 'ENXIO') return Buffer.concat(chunks);
-    if (code !== 'EAGAIN') throw e;
+    if (code !== 'EAGAIN' || fd !== 0) throw e;
   }
   // stdin is non-blocking (a parent set O_NONBLOCK): fall back to the stream.
   for await (const chunk of process.stdin) {
@@ -233,17 +233,30 @@ export function writeAllSync(fd: number, text: string): void {
   }
 }
 
+/**
+ * Where a plugin process's request comes from and its result goes: the process's own stdin, environment, stdout
+ * and exit, or stand-ins (the snapshot's warm-up runs this path so that its functions are compiled in it).
+ */
+export interface ProcessIO {
+  env: NodeJS.ProcessEnv;
+  stdin: number;
+  stdout: number;
+  exit(code: number): void;
+}
+
+const processIO = (): ProcessIO => ({ env: process.env, stdin: 0, stdout: 1, exit: (code) => process.exit(code) });
+
 /** The process entry point for a plugin: real stdin, env and stdout; exit code set, never a stack trace. */
-export async function pluginMain(plugin: Plugin): Promise<void> {
+export async function pluginMain(plugin: Plugin, io: ProcessIO = processIO()): Promise<void> {
   let stdin: Buffer = Buffer.alloc(0);
-  const command = process.env.CNI_COMMAND;
+  const command = io.env.CNI_COMMAND;
   // VERSION needs no input; do not wait on a terminal for it.
-  if (!(command === 'VERSION' && isatty(0))) {
+  if (!(command === 'VERSION' && isatty(io.stdin))) {
     try {
-      stdin = await readStdin();
+      stdin = await readStdin(MAX_STDIN_BYTES, io.stdin);
     } catch (e) {
       const err = new CniError(5, `cannot read stdin: ${(e as Error).message}`);
-      writeAllSync(1, JSON.stringify(err.toJSON(LATEST_VERSION)) + '\n');
+      writeAllSync(io.stdout, JSON.stringify(err.toJSON(LATEST_VERSION)) + '\n');
       process.exitCode = 1;
       return;
     }
@@ -251,15 +264,17 @@ export async function pluginMain(plugin: Plugin): Promise<void> {
   traceNote(`${plugin.name} ${command ?? ''} read its input`);
   // A request left waiting on nothing (a bug: a promise nothing will settle) would let Node exit 0 without a
   // word, which a runtime reads as success; say it failed instead.
-  process.once('beforeExit', () => {
+  const stalled = () => {
     const err = new CniError(ErrorCode.Internal, `${plugin.name} ${command ?? ''}: internal error: the request stopped before it had a result`);
-    writeAllSync(1, JSON.stringify(err.toJSON(LATEST_VERSION)) + '\n');
-    process.exit(1);
-  });
-  const out = await runPlugin(plugin, { stdin, env: process.env, stderr: (t) => process.stderr.write(t) });
-  writeAllSync(1, out.stdout);
+    writeAllSync(io.stdout, JSON.stringify(err.toJSON(LATEST_VERSION)) + '\n');
+    io.exit(1);
+  };
+  process.once('beforeExit', stalled);
+  const out = await runPlugin(plugin, { stdin, env: io.env, stderr: (t) => process.stderr.write(t) });
+  writeAllSync(io.stdout, out.stdout);
   traceNote(`${plugin.name} ${command ?? ''} done`);
+  process.off('beforeExit', stalled);
   // Everything this request started has ended and the result is written; skip Node's teardown (the build makes
   // process.exit() an exit_group: build/node-patch.cjs, item 9).
-  process.exit(out.exitCode);
+  io.exit(out.exitCode);
 }
