@@ -31,8 +31,8 @@ import { conflictingAddresses, planAdd } from '../plugins/bridge/plan';
 import { parseConfig } from '../plugins/portmap/config';
 import { hostportRequest, localnetTarget, udpFlushes } from '../plugins/portmap/plan';
 import { loadConfig, requestedIps } from '../ipam/host-local/config';
-import { main } from './main';
 import { assignRequested, freeCandidates } from '../ipam/host-local/plan';
+import { main } from './main';
 
 const NETWORK = 'warmup';
 const ID = 'warmup-0123456789abcdef';
