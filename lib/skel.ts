@@ -6,7 +6,7 @@
 import { readSync, writeSync } from 'node:fs';
 import { isatty } from 'node:tty';
 import { parseCniArgs, type CniArgs } from './args';
-import { asCniError, CniError, decodeError, envError, ErrorCode } from './errors';
+import { asCniError, CniError, decodeError, envError, ErrorCode, ioError } from './errors';
 import { traceNote } from './exec';
 import { NAME_PATTERN, NetConfBase, type NetConf } from './types/netconf';
 import { formatResult, parseResult, type Result } from './types/result';
@@ -255,10 +255,9 @@ export async function pluginMain(plugin: Plugin, io: ProcessIO = processIO()): P
     try {
       stdin = await readStdin(MAX_STDIN_BYTES, io.stdin);
     } catch (e) {
-      const err = new CniError(5, `cannot read stdin: ${(e as Error).message}`);
+      const err = ioError(`cannot read stdin: ${(e as Error).message}`);
       writeAllSync(io.stdout, JSON.stringify(err.toJSON(LATEST_VERSION)) + '\n');
-      process.exitCode = 1;
-      return;
+      return io.exit(1);
     }
   }
   traceNote(`${plugin.name} ${command ?? ''} read its input`);

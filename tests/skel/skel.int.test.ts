@@ -113,6 +113,12 @@ describe('decoding', () => {
     const r = await call({ conf: big });
     expect(r.json).toMatchObject({ code: 6, msg: expect.stringContaining('larger than') });
   });
+  test('stdin that cannot be read (a directory) is code 5 naming the error, exit 1, no stack trace', async () => {
+    const r = await sh('sh', ['-c', `exec "$0" < /`, join(pathDir, 'noop')], { env: { PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'ctr1', CNI_NETNS: '/x', CNI_IFNAME: 'eth0', CNI_PATH: pathDir } });
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ code: 5, msg: expect.stringContaining('cannot read stdin: EISDIR') });
+    expect(r.stderr).not.toMatch(/\bat .*:\d+:\d+/);
+  });
   test('a wrong type is code 7 naming field and value', async () => {
     const r = await call({ conf: { cniVersion: '1.0.0', name: 'n', type: 'noop', capabilities: 'yes' } });
     expect(r.json).toMatchObject({ code: 7, msg: 'capabilities: expected record (got "yes")' });
