@@ -24,6 +24,8 @@ export interface Impl {
   trace?: string;
   /** Where its plugins run. */
   host: Host;
+  /** More bridge config keys (a variant of ours). */
+  bridgeExtra?: Record<string, unknown>;
 }
 
 export interface Attach {
@@ -42,6 +44,7 @@ export function bridgeConf(impl: Impl) {
     ipMasq: true,
     ...(impl.backend ? { ipMasqBackend: impl.backend } : {}),
     ipam: { type: 'host-local', ranges: [[{ subnet: impl.subnet }]], dataDir: impl.dataDir },
+    ...impl.bridgeExtra,
   };
 }
 

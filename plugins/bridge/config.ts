@@ -35,6 +35,7 @@ const BridgeConfSchema = z.looseObject({
   macspoofchk: z.optional(z.boolean()),
   disableContainerInterface: z.optional(z.boolean()),
   portIsolation: z.optional(z.boolean()),
+  keepContainerIPv6: z.optional(z.boolean()),
   ipam: z.optional(z.looseObject({ type: z.optional(z.string()) })),
   args: z.optional(z.looseObject({ cni: z.optional(z.looseObject({ mac: z.optional(mac) })) })),
   runtimeConfig: z.optional(z.looseObject({ mac: z.optional(mac) })),
@@ -63,6 +64,11 @@ export interface BridgeConf {
   macSpoofChk: boolean;
   disableContainerInterface: boolean;
   portIsolation: boolean;
+  /**
+   * Ours: a container interface that IPAM gives no IPv6 address keeps the kernel's IPv6 (a link-local address,
+   * MLD reports, router solicitations), as the Go plugin leaves it. Off by default: see plan.ts.
+   */
+  keepContainerIPv6: boolean;
   /** IPAM plugin type; undefined is L2-only mode. */
   ipamType?: string;
   /** `dns` of the config when it sets anything (it overrides IPAM's). */
@@ -140,6 +146,7 @@ export function loadConf(raw: Record<string, unknown>, args: CniArgs, forAdd = f
     macSpoofChk: !!c.macspoofchk,
     disableContainerInterface: !!c.disableContainerInterface,
     portIsolation: !!c.portIsolation,
+    keepContainerIPv6: !!c.keepContainerIPv6,
     ...(ipamType ? { ipamType } : {}),
     ...(dnsSet(dns) ? { dns } : {}),
     ...(mac ? { mac: normalizeMac(mac) } : {}),

@@ -116,6 +116,16 @@ function portVlans(conf: Pick<BridgeConf, 'vlan' | 'vlanTrunk' | 'preserveDefaul
  */
 const portWithoutIpv6Address = (port: string): BatchLine => ({ line: `link set dev ${port} addrgenmode none`, optional: true });
 
+/**
+ * An interface that IPAM gives IPv4 addresses only gets no IPv6 at all (as Docker does since 26.0), unless the
+ * config says `keepContainerIPv6`. With IPv6 on, the kernel gives it a link-local address as it comes up, and it
+ * sends MLD reports and router solicitations (again and again, backing off) to multicast groups the bridge floods
+ * to every port: each frame is received in every other container's namespace, ~3 ms of CPU per frame at 500
+ * ports here, five or more per container start, and a background of router solicitations from every container.
+ * Written before the link comes up, so none of it is ever sent.
+ */
+const ipv4OnlyInterface = (ifname: string): Sysctl => [`/proc/sys/net/ipv6/conf/${ifname}/disable_ipv6`, 1];
+
 /** The host lines that need no IPAM result (bridge and veth pair): they can run while IPAM does. */
 export function planHostAttach(i: Omit<AddInput, 'ipam'>): BatchLine[] {
   const { conf } = i;
@@ -206,6 +216,7 @@ export function planAdd(i: AddInput): AddPlan {
       ...(v6 ? ([[`${c}/keep_addr_on_down`, 1]] as Sysctl[]) : []),
     ];
     if (v6) container.sysctls = [['/proc/sys/net/ipv6/conf/lo/disable_ipv6', 0], [`${c}/disable_ipv6`, 0]];
+    else if (!conf.keepContainerIPv6) container.bestEffortSysctls.push(ipv4OnlyInterface(i.ifname));
     const gwByFamily = new Map<Family, string>();
     for (const ip of g.ips) if (ip.gateway && !gwByFamily.has(familyOf(ip.address))) gwByFamily.set(familyOf(ip.address), ip.gateway);
     container.batch = [

@@ -59,6 +59,43 @@ d('bridge port options', () => {
     });
   });
 
+  test('an IPv4-only container sends no IPv6 onto the bridge (IPv6 off on its interface); keepContainerIPv6 keeps the kernel IPv6', async () => {
+    await withSandbox(async (s) => {
+      const bridge = uniqueName('cbr');
+      const conf = bridgeConf(s, { bridge, v4: '198.51.100.0/24', extra: { isGateway: true } });
+      const kept = { ...conf, keepContainerIPv6: true };
+      const [watcher, quiet, chatty] = [await s.container(), await s.container(), await s.container()];
+      // The watcher keeps IPv6, so its stack counts every IPv6 frame the bridge floods to it.
+      expect((await call(s, 'ADD', kept, 'v6w', watcher)).json?.msg).toBeUndefined();
+      const received = async () => Number(/Ip6InReceives\s+(\d+)/.exec((await s.exec('cat', ['/proc/net/snmp6'], { ns: watcher })).stdout)?.[1] ?? NaN);
+      // What an interface sends as it comes up (MLD reports, a router solicitation after up to 1 s) is over by then.
+      const settle = () => new Promise((r) => setTimeout(r, 2500));
+      await settle();
+      const before = await received();
+      const rq = await call(s, 'ADD', conf, 'v6q', quiet);
+      expect(rq.json?.msg).toBeUndefined();
+      await settle();
+      const afterQuiet = await received();
+      const ifv6 = async (ns: string) => (await s.exec('ip', ['-6', '-o', 'addr', 'show', 'dev', 'eth0'], { ns })).stdout;
+      const disabled = async (ns: string) => (await s.exec('cat', ['/proc/sys/net/ipv6/conf/eth0/disable_ipv6'], { ns })).stdout.trim();
+      if (!IS_REFERENCE) {
+        expect(afterQuiet - before).toBe(0);
+        expect(await ifv6(quiet)).toBe('');
+        expect(await disabled(quiet)).toBe('1');
+      }
+      // IPv4 is untouched (CHECK passes, the gateway answers), and the namespace's own IPv6 (loopback) too.
+      expect((await call(s, 'CHECK', withPrev(conf, rq.json), 'v6q', quiet)).code).toBe(0);
+      expect(await ping(s, quiet, '198.51.100.1')).toBe(true);
+      expect((await s.exec('ip', ['-6', '-o', 'addr', 'show', 'dev', 'lo'], { ns: quiet })).stdout).toMatch(/::1/);
+      // The same ADD keeping IPv6: a link-local address, and frames the watcher receives (the check above can fail).
+      expect((await call(s, 'ADD', kept, 'v6c', chatty)).json?.msg).toBeUndefined();
+      await settle();
+      expect((await received()) - afterQuiet).toBeGreaterThan(0);
+      expect(await ifv6(chatty)).toMatch(/fe80::/);
+      expect(await disabled(chatty)).toBe('0');
+    });
+  });
+
   test('portIsolation: isolated ports do not reach each other but reach the gateway', async () => {
     await withSandbox(async (s) => {
       const bridge = uniqueName('cbr');

@@ -162,6 +162,24 @@ describe('planAdd', () => {
     expect(p.result.interfaces![0]!.mac).toBe('02:aa:00:00:00:01');
   });
 
+  test('IPv4-only attachment: IPv6 off on the container interface before it comes up, unless keepContainerIPv6', () => {
+    const off = ['/proc/sys/net/ipv6/conf/eth0/disable_ipv6', 1];
+    const v4 = planAdd(input({}, { ipam: { ips: [{ address: '192.0.2.5/24' }] } }));
+    expect(v4.container.bestEffortSysctls).toContainEqual(off);
+    expect(v4.container.sysctls).toBeUndefined();
+    // The sysctls are written before the batch, whose first line brings the link up.
+    expect(v4.container.batch![0]).toBe('link set dev eth0 up');
+    const kept = planAdd(input({ keepContainerIPv6: true }, { ipam: { ips: [{ address: '192.0.2.5/24' }] } }));
+    expect(kept.container.bestEffortSysctls).not.toContainEqual(off);
+    expect(kept.container.bestEffortSysctls).toContainEqual(['/proc/sys/net/ipv6/conf/eth0/accept_dad', 0]);
+    // Dual stack: IPv6 on (required), never off.
+    const dual = planAdd(input());
+    expect(dual.container.bestEffortSysctls).not.toContainEqual(off);
+    expect(dual.container.sysctls).toContainEqual(['/proc/sys/net/ipv6/conf/eth0/disable_ipv6', 0]);
+    // L2 only: the container's IPv6 link-local may be all it has; left alone.
+    expect(planAdd(input({ ipam: {} }, { ipam: undefined })).container.bestEffortSysctls).toBeUndefined();
+  });
+
   test('L2 only: no addresses, container link only brought up; disableContainerInterface: no container process', () => {
     const l2 = planAdd(input({ ipam: {} }, { ipam: undefined }));
     expect(l2.container.batch).toEqual(['link set dev eth0 up']);
