@@ -7,8 +7,9 @@
  * The attached scenarios also measure ours on hosts kept at 1 attached container, in the same rounds ("@1"),
  * for ours at N against ours at 1.
  *
- * Options: --rounds N (default 7), --only a,b (scenario names), --json FILE (default bench-results.json),
- *          --attached 200,500, --busy-rules 20000.
+ * Options: --rounds N (default 21; the busy node takes at most 3, the 50 parallel ADDs --parallel-rounds, default 7),
+ *          --only a,b (scenario names), --json FILE (default bench-results.json), --attached 200,500,
+ *          --busy-rules 20000.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, tmpdir } from 'node:os';
@@ -24,7 +25,10 @@ const opt = (name: string, def: string) => {
   const i = argv.indexOf(`--${name}`);
   return i >= 0 && argv[i + 1] ? argv[i + 1]! : def;
 };
-const ROUNDS = Number(opt('rounds', '7'));
+// A round of one chain costs well under a second, and the ratios the issue asks for differ from their goals by
+// less than 7 rounds' medians moved between runs (ours at 500 against ours at 1: 1.07-1.29 in one day's runs).
+const ROUNDS = Number(opt('rounds', '21'));
+const PARALLEL_ROUNDS = Math.min(ROUNDS, Number(opt('parallel-rounds', '7')));
 const ONLY = opt('only', '').split(',').filter(Boolean);
 const JSON_OUT = opt('json', join(root, 'bench-results.json'));
 const ATTACHED = opt('attached', '200,500').split(',').map(Number);
@@ -272,7 +276,7 @@ async function main(): Promise<void> {
     // One wall time is one sample of a noisy machine: as many rounds as the other scenarios, interleaved and
     // rotated, and the median of each.
     const par: Record<string, { wallMs: number; samples: number[]; failures: number; duplicates: number; errors: string[] }> = {};
-    for (let r = 0; r < ROUNDS; r++) {
+    for (let r = 0; r < PARALLEL_ROUNDS; r++) {
       for (const impl of rotated(impls, r)) {
         const batch = Array.from({ length: 50 }, () => newAttach(impl));
         const t = performance.now();
@@ -292,7 +296,7 @@ async function main(): Promise<void> {
       }
     }
     extra.parallel50 = par;
-    console.log(table(Object.entries(par).map(([impl, p]) => ({ scenario: `50 parallel ADDs (median of ${ROUNDS})`, impl, 'wall ms': p.wallMs, failures: p.failures, duplicates: p.duplicates, 'wall/ref': par.reference ? p.wallMs / par.reference.wallMs : '' }))) + '\n');
+    console.log(table(Object.entries(par).map(([impl, p]) => ({ scenario: `50 parallel ADDs (median of ${PARALLEL_ROUNDS})`, impl, 'wall ms': p.wallMs, failures: p.failures, duplicates: p.duplicates, 'wall/ref': par.reference ? p.wallMs / par.reference.wallMs : '' }))) + '\n');
   }
 
   if (run('hostlocal')) {
