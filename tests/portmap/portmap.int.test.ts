@@ -169,6 +169,33 @@ run('portmap over %s', (backend) => {
     );
   });
 
+  test('DEL on a skeleton an older version made (no scope table) removes everything, makes the scope table, and the next DEL is one process', async () => {
+    if (backend !== 'nftables') return;
+    await withSandbox((s) =>
+      withBed(s, backend, async (b) => {
+        const [a, c] = [await b.container('pm-s1'), await b.container('pm-s2')];
+        const maps = (port: number) => [{ hostPort: port, containerPort: 80, protocol: 'tcp' }];
+        for (const [id, ns, port] of [['pm-s1', a.ns, 18181], ['pm-s2', c.ns, 18182]] as const) {
+          expect((await b.portmap('ADD', id, b.portmapConf(id, maps(port)), ns)).code).toBe(0);
+        }
+        const scopeTable = async () => (await s.exec('nft', ['list', 'tables'])).stdout.includes('table inet cni_portmap_scope');
+        expect(await scopeTable()).toBe(true);
+        await s.exec('nft', ['delete', 'table', 'inet', 'cni_portmap_scope']);
+        const trace = join(s.dir, 'scope-trace');
+        const nftRuns = () => readFileSync(trace, 'utf8').split('\n').filter((l) => / nft /.test(l));
+        expect((await b.portmap('DEL', 'pm-s1', b.portmapConf('pm-s1', maps(18181)), a.ns, { CNI_TS_TRACE: trace })).code).toBe(0);
+        // The scoped DEL failed for want of the scope table; the one scoped to hostports did the work and made it.
+        expect(nftRuns()).toHaveLength(2);
+        expect(mentions(await b.natRules(), b.network, 'pm-s1', [18181])).toEqual([]);
+        expect(await scopeTable()).toBe(true);
+        rmSync(trace);
+        expect((await b.portmap('DEL', 'pm-s2', b.portmapConf('pm-s2', maps(18182)), c.ns, { CNI_TS_TRACE: trace })).code).toBe(0);
+        expect(nftRuns()).toHaveLength(1);
+        expect(mentions(await b.natRules(), b.network, 'pm-s2', [18182])).toEqual([]);
+      }),
+    );
+  });
+
   test('DEL with fewer mappings than ADD had still removes everything of the container', async () => {
     await withSandbox((s) =>
       withBed(s, backend, async (b) => {

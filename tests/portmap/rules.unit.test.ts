@@ -161,6 +161,19 @@ describe('nftables planning', () => {
     expect(ipt.familiesOf(req({ addresses: [] }))).toEqual([4, 6]);
   });
 
+  test('DEL scoped to the empty scope table declares our table and the maps it touches; the skeleton makes the scope table', () => {
+    const body = nft.delScript(req(), [4, 6]);
+    expect(nft.delFastScript(req(), [4, 6])).toBe(
+      ['add table inet cni_portmap', 'add map inet cni_portmap ports { type inet_proto . inet_service : verdict; }', 'add map inet cni_portmap hostip4 { type ipv4_addr . inet_proto . inet_service : verdict; }', body].join('\n'),
+    );
+    // A v6-only hostIP mapping is skipped for a v4-only container: no hostip6 to declare.
+    expect(nft.delFastScript(req(), [4])).not.toContain('hostip6');
+    const scope = ['add table inet cni_portmap_scope { comment "Empty: portmap lists its chain so that nft fetches nothing else" ; }', 'add chain inet cni_portmap_scope scope'];
+    expect(nft.SCOPE_CHAIN).toBe('inet cni_portmap_scope scope');
+    expect(nft.delScopedHere(req(), [4, 6])).toBe([...scope, body].join('\n'));
+    expect(nft.addScript(req()).split('\n').slice(0, 2)).toEqual(scope);
+  });
+
   test('external mark chain: no masquerade chain of ours; GC parses element owners from JSON', () => {
     expect(nft.addScript(req({ externalSetMarkChain: 'KUBE-MARK-MASQ' }))).not.toContain('masq-13');
     const json = JSON.stringify({

@@ -13,12 +13,14 @@ import {
   containerScript,
   containerRules,
   delListedScript,
-  delScript,
+  delFastScript,
+  delScopedHere,
   elements,
   familyCidrs,
   ownerComment,
   parseMapListing,
   ruleComments,
+  SCOPE_CHAIN,
   TABLE,
   type Element,
 } from './hostport-rules';
@@ -58,8 +60,10 @@ const chainListing = (chain: string) => nft(['-j', 'list', 'chain', ...TABLE.spl
 
 export async function delHostports(r: HostportRequest): Promise<void> {
   const chain = containerChain(r.network, r.containerID);
-  const done = await nftApply(delScript(r, familiesOf(r)), { allowFailure: true, resolveAtCommit: true, scopeChain: HOSTPORTS }).then((x) => x.code === 0, () => false);
-  if (done) return;
+  const families = familiesOf(r);
+  const apply = (script: string, scopeChain: string) => nftApply(script, { allowFailure: true, resolveAtCommit: true, scopeChain }).then((x) => x.code === 0, () => false);
+  // Scoped to the empty scope table (nft fetches nothing of ours), else, where it is missing, to `hostports`.
+  if ((await apply(delFastScript(r, families), SCOPE_CHAIN)) || (await apply(delScopedHere(r, families), HOSTPORTS))) return;
   // No table (or no hostports chain), or an element held by another container (a DEL whose mappings differ from
   // its ADD's): remove only what jumps to our chain.
   if ((await chainListing(chain)).code !== 0) return;
