@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { IS_REFERENCE, netnsPath, PLUGIN_DIR, type PluginResult, type Sandbox } from '../helpers/netns';
 import { JOURNAL_FILE } from '../../ipam/host-local/journal';
-import { parseRecords } from '../../lib/firewall/nftables/masquerade';
+import { parseRecordChains, parseRecords } from '../../lib/firewall/nftables/masquerade';
 
 /**
  * Which host-local the tests delegate to. Ours (dist/host-local, in-process) by default;
@@ -81,9 +81,9 @@ export async function natState(s: Sandbox): Promise<string[]> {
   }
   const nft = await s.exec('nft', ['list', 'table', 'inet', 'cni_plugins_masquerade']);
   out.push(...nft.stdout.split('\n').filter((l) => /masquerade comment/.test(l)).map((l) => `nft: ${l.trim()}`));
-  // Our records of where each attachment's rules are.
+  // Our records of where each attachment's rules are: chains, and elements of the map an older version kept.
   const records = await s.exec('nft', ['list', 'map', 'inet', 'cni_plugins_masquerade', 'masq_handles']);
-  out.push(...parseRecords(records.stdout).map((x) => `nft record: ${x.instance} -> ${x.first} (${x.count})`));
+  for (const x of [...parseRecordChains(nft.stdout), ...parseRecords(records.stdout)]) out.push(`nft record: ${x.instance} -> ${x.first} (${x.count})`);
   return out;
 }
 

@@ -6,9 +6,9 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { canUseNetns, IS_REFERENCE, uniqueName, withSandbox, type Sandbox } from '../helpers/netns';
-import { instanceHash } from '../../lib/firewall/nftables/masquerade';
+import { instanceHash, recordChain, recordKey, recordValue } from '../../lib/firewall/nftables/masquerade';
 import { withoutInteractiveNft } from '../helpers/nft';
-import { addrOnly, bridgeConf, call, HAS_1_1, hostLinks, natState, reservations, withPrev } from './helpers';
+import { addrOnly, bridgeConf, call, cniPath, HAS_1_1, hostLinks, natState, reservations, withPrev } from './helpers';
 
 const d = canUseNetns() ? describe : describe.skip;
 const BACKENDS = ['iptables', 'nftables'] as const;
@@ -140,27 +140,53 @@ d.each(BACKENDS)('bridge lifecycle (%s)', (backend) => {
       });
     });
 
-    test('ADD makes the map in a table without it (the Go plugin\'s), and replaces a record its rules outlived', async () => {
+    test('ADD replaces a record its rules outlived (the Go plugin\'s DEL removes the rules, not our record)', async () => {
       await withSandbox(async (s) => {
         const { bridge, conf, ns, result } = await setup(s, backend);
-        await s.exec('nft', ['delete', 'map', 'inet', 'cni_plugins_masquerade', 'masq_handles']);
         const ns2 = await s.container();
         const r2 = await call(s, 'ADD', conf, 'life2', ns2);
         expect(r2.code).toBe(0);
-        expect(await recordsOf(s)).toEqual([await recordFor(s, 'life2')]);
+        expect(await recordsOf(s)).toEqual([await recordFor(s, 'life1'), await recordFor(s, 'life2')]);
         // As the Go plugin's DEL leaves it: veth, reservation and rules (found by comment) gone, our record there.
         for (const h of await handlesOf(s, 'life2')) await s.exec('nft', ['delete', 'rule', 'inet', 'cni_plugins_masquerade', 'masq_checks', 'handle', String(h)]);
         await s.exec('ip', ['link', 'del', r2.json.interfaces[1].name]);
         for (const ip of r2.json.ips) rmSync(join(s.dir, 'ipam-data', 'brtest', addrOnly(ip.address)));
         const stale = await recordsOf(s);
-        expect(stale).toHaveLength(1);
+        expect(stale).toHaveLength(2);
         const again = await call(s, 'ADD', conf, 'life2', ns2);
         expect(again.json?.msg).toBeUndefined();
-        expect(await recordsOf(s)).toEqual([await recordFor(s, 'life2')]);
+        expect(await recordsOf(s)).toEqual([await recordFor(s, 'life1'), await recordFor(s, 'life2')]);
         expect(await recordsOf(s)).not.toEqual(stale);
         expect((await call(s, 'DEL', withPrev(conf, again.json), 'life2', ns2)).code).toBe(0);
         expect((await call(s, 'DEL', withPrev(conf, result), 'life1', ns)).code).toBe(0);
         await expectClean(s, bridge);
+      });
+    });
+
+    test("a record an older version kept in the masq_handles map: DEL removes the rules by it and the element; GC the element of a gone attachment", async () => {
+      await withSandbox(async (s) => {
+        const { bridge, conf, ns, result } = await setup(s, backend);
+        const T = ['inet', 'cni_plugins_masquerade'];
+        const asOlder = async (id: string) => {
+          const hs = await handlesOf(s, id);
+          await s.exec('nft', ['delete', 'chain', ...T, recordChain('brtest', 'eth0', id)]);
+          await s.exec('nft', ['add', 'map', ...T, 'masq_handles', '{ type ipv6_addr : ipv6_addr ; }']);
+          await s.exec('nft', ['add', 'element', ...T, 'masq_handles', `{ ${recordKey('brtest', 'eth0', id)} : ${recordValue(hs[0]!, hs.length)} }`]);
+        };
+        await asOlder('life1');
+        expect(await recordsOf(s)).toEqual([await recordFor(s, 'life1')]);
+        const trace = join(s.dir, 'del-trace');
+        expect((await call(s, 'DEL', withPrev(conf, result), 'life1', ns, { env: { CNI_TS_TRACE: trace } })).code).toBe(0);
+        expect(readFileSync(trace, 'utf8')).toContain('recorded handles');
+        await expectClean(s, bridge);
+        if (!HAS_1_1) return;
+        // GC: the element of an attachment the runtime no longer lists goes, with its rules.
+        const ns3 = await s.container();
+        expect((await call(s, 'ADD', conf, 'life3', ns3)).code).toBe(0);
+        await asOlder('life3');
+        const gc = await s.plugin('bridge', { command: 'GC', conf: { ...conf, 'cni.dev/valid-attachments': [] }, path: cniPath(s) });
+        expect(gc.code).toBe(0);
+        expect((await natState(s)).filter((l) => l.startsWith('nft'))).toEqual([]);
       });
     });
   }

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { parseCniArgs } from '../../lib/args';
 import { CniError } from '../../lib/errors';
 import { addPayload, attachmentsInListing, chainName, delPayload, dualRestoreScript, jumpsTo, ruleComment } from '../../lib/firewall/iptables/masquerade';
-import { echoedHandles, instanceHash, networkHash, parseChain, parseRecords, postroutingIntact, recordKey, recordValue, ruleComment as nftComment, rulesScript, skeletonScript } from '../../lib/firewall/nftables/masquerade';
+import { echoedHandles, instanceHash, networkHash, parseChain, parseRecordChains, parseRecords, postroutingIntact, recordChain, recordKey, recordValue, ruleComment as nftComment, rulesScript, skeletonScript } from '../../lib/firewall/nftables/masquerade';
 import { batchFailures, batchWord } from '../../lib/net/batch';
 import { macProblem, randomMac } from '../../lib/net/mac';
 import { attachmentAlias, hostVethName } from '../../lib/net/names';
@@ -342,11 +342,38 @@ describe('nftables masquerade', () => {
       'add chain inet cni_plugins_masquerade postrouting { type nat hook postrouting priority srcnat ; }',
       'flush chain inet cni_plugins_masquerade postrouting',
       'add chain inet cni_plugins_masquerade postrouting { ip daddr 224.0.0.0/4 return ; ip6 daddr ff00::/8 return ; goto masq_checks ; }',
-      'add map inet cni_plugins_masquerade masq_handles { type ipv6_addr : ipv6_addr ; comment "Where each attachment has its rules in masq_checks: first handle, count" ; }',
       '',
     ]);
   });
-  test('a record of rule handles: keyed by the instance hash, first handle and count as nft prints them back', () => {
+  test('a record of rule handles: a chain named after the instance hash, first handle and count in its comment', () => {
+    const inst = instanceHash('net1', 'eth0', 'c1').replace('-', '');
+    expect(recordChain('net1', 'eth0', 'c1')).toBe(`r-${inst}`);
+    // As `list chain` prints one (no handles) and `-a list table` prints them among masq_checks' rules.
+    expect(parseRecordChains(`table inet cni_plugins_masquerade {\n\tchain r-${inst} {\n\t\tcomment "first=5 count=2"\n\t}\n}\n`)).toEqual([{ instance: inst, first: 5n, count: 2 }]);
+    const table = [
+      'table inet cni_plugins_masquerade { # handle 7',
+      '\tcomment "Masquerading for plugins from github.com/containernetworking/plugins"',
+      '\tchain masq_checks { # handle 1',
+      '\t\tcomment "Masquerade traffic from certain IPs to any (non-multicast) IP outside their subnet"',
+      `\t\tip saddr 192.0.2.5 ip daddr != 192.0.2.0/24 masquerade comment "${instanceHash('net1', 'eth0', 'c1')}, net: net1, if: eth0, id: c1" # handle 5`,
+      '\t}',
+      `\tchain r-${inst} { # handle 6`,
+      '\t\tcomment "first=5 count=1"',
+      '\t}',
+      `\tchain r-${'0'.repeat(31)}1 { # handle 9`,
+      '\t\tcomment "first=70000000000 count=3"',
+      '\t}',
+      '}',
+      '',
+    ].join('\n');
+    expect(parseRecordChains(table)).toEqual([
+      { instance: inst, first: 5n, count: 1 },
+      { instance: '0'.repeat(31) + '1', first: 70000000000n, count: 3 },
+    ]);
+    expect(parseChain(table).map((x) => x.handle)).toEqual([5]);
+    expect(parseRecordChains('table inet cni_plugins_masquerade {\n\tchain r-123 {\n\t\tcomment "first=1 count=1"\n\t}\n}\n')).toEqual([]);
+  });
+  test("an older version's record of rule handles: keyed by the instance hash, first handle and count as nft prints them back", () => {
     const inst = instanceHash('net1', 'eth0', 'c1').replace('-', '');
     const key = recordKey('net1', 'eth0', 'c1');
     expect(BigInt(`0x${inst}`).toString(16).padStart(32, '0')).toBe(inst);

@@ -76,7 +76,8 @@ export async function hostState(s: Sandbox, n: ChainNet): Promise<Record<string,
   const nft = (await s.exec('nft', ['list', 'ruleset'])).stdout
     .split('\n')
     .map((l) => l.trim().replace(/counter packets \d+ bytes \d+ /, ''))
-    .filter((l) => /^(ip|tcp|udp|meta|fib|elements|\w+ \. |[0-9a-f:]+ : |.*(dnat|masquerade|jump|goto))/.test(l))
+    // bridge's records of its masquerade rules are chains ("chain r-<instance> {").
+    .filter((l) => /^(ip|tcp|udp|meta|fib|elements|chain r-|\w+ \. |[0-9a-f:]+ : |.*(dnat|masquerade|jump|goto))/.test(l))
     .sort();
   let files: string[] = [];
   try {

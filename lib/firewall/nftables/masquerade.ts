@@ -6,10 +6,10 @@
  * `<sha512(network)[:16]>-<sha512(ifname:containerID)[:16]>, net: <network>, if: <ifname>, id: <containerID>`.
  *
  * nft deletes rules by handle only. ADD appends the rules in one transaction and, in the same `nft -i` process,
- * records their handles (which nft echoes) in a map of ours in the table, `masq_handles`; DEL looks the record up
- * and removes the rules by handle. Without a record (an attachment of the Go plugin's or an older version of
- * ours, or one whose rules someone else removed), DEL, like CHECK and GC, lists `masq_checks` by name (never the
- * ruleset) and picks rules by their comment prefix. A second transaction heals or creates the shared part when
+ * records their handles (which nft echoes) in an empty chain of ours in the table, `r-<instance>`; DEL looks the
+ * record up by name and removes the rules by handle. Without a record (an attachment of the Go plugin's, or one
+ * whose rules someone else removed), DEL, like CHECK and GC, lists `masq_checks` by name (never the ruleset) and
+ * picks rules by their comment prefix. A second transaction heals or creates the shared part when
  * the first says it is missing or damaged.
  */
 import { sha512Hex } from '../../hash';
@@ -61,38 +61,54 @@ export function skeletonScript(): string {
     `add chain ${TABLE} postrouting { type nat hook postrouting priority srcnat ; }`,
     `flush chain ${TABLE} postrouting`,
     `add chain ${TABLE} postrouting { ${POSTROUTING_RULES.map((x) => `${x} ;`).join(' ')} }`,
-    HANDLES_DECL,
     '',
   ].join('\n');
 }
 
 /**
- * The record of where an attachment's rules are: a map of ours in the table, keyed by the attachment's
- * instance hash (32 hex digits; ipv6_addr is the only type nft has that is 128 bits wide), the value the first
- * rule's handle and the number of rules (64 bits each; one transaction's rules have consecutive handles, and a
- * record is made only when they do). It spares DEL the listing of `masq_checks`, one rule per container (8 ms
- * of nft's time at 500 rules, a lookup ~0.5 ms). A record can only ever point at the rules it was made for:
- * nft never reuses a handle within a table's life, and the map goes with its table; so DEL believes a record as
- * far as the removal by handle succeeds, and lists the chain when it does not (someone removed a rule: the Go
- * plugin's DEL, a person). The Go plugin leaves the map alone; our GC removes records of gone attachments.
+ * The record of where an attachment's rules are: an empty chain of ours in the table, `r-<instance hash as 32 hex
+ * digits>`, whose comment holds the first rule's handle and the number of rules (one transaction's rules have
+ * consecutive handles, and a record is made only when they do). It spares DEL the listing of `masq_checks`, one
+ * rule per container. A chain because nft 1.0 looks a chain up by name (~400 bytes fetched at any size) but a map
+ * element only with the whole map, and fetches every element of a table's maps for each script scoped to a chain
+ * of the table: our records were a map, `masq_handles`, until that cost each ADD and DEL +7 ms at 500 containers.
+ * A record can only ever point at the rules it was made for: nft never reuses a handle within a table's life,
+ * and the chain goes with its table; so DEL believes a record as far as the removal by handle succeeds, and lists
+ * `masq_checks` when it does not (someone removed a rule: the Go plugin's DEL, a person). The Go plugin leaves
+ * other chains of the table alone; our GC removes records of gone attachments, and DEL and GC still honour
+ * records an older version left in the map.
  */
-export const HANDLES = 'masq_handles';
-const HANDLES_COMMENT = 'Where each attachment has its rules in masq_checks: first handle, count';
-const HANDLES_DECL = `add map ${TABLE} ${HANDLES} { type ipv6_addr : ipv6_addr ; comment "${HANDLES_COMMENT}" ; }`;
-
-const asIp6 = (hex: string) => formatIp({ family: 6, value: BigInt(`0x${hex}`) });
-/** An instance hash as the 32 hex digits a record's key holds. */
+const RECORD_PREFIX = 'r-';
+/** An instance hash as 32 hex digits. */
 const hexOf = (instance: string) => instance.replace('-', '');
-export const recordKey = (network: string, ifname: string, containerID: string) => asIp6(hexOf(instanceHash(network, ifname, containerID)));
-export const recordValue = (first: bigint, count: number) => asIp6(first.toString(16).padStart(16, '0') + count.toString(16).padStart(16, '0'));
-const MASK64 = (1n << 64n) - 1n;
+export const recordChain = (network: string, ifname: string, containerID: string) => `${RECORD_PREFIX}${hexOf(instanceHash(network, ifname, containerID))}`;
+const recordComment = (first: bigint, count: number) => `first=${first} count=${count}`;
 
 export interface RuleRecord {
-  /** The key as 32 hex digits: the instance hash without its dash. */
+  /** The instance hash as 32 hex digits. */
   instance: string;
   first: bigint;
   count: number;
 }
+
+/** The record chains in a listing (`list chain` of one, or `list table`). */
+export function parseRecordChains(listing: string): RuleRecord[] {
+  const out: RuleRecord[] = [];
+  const re = new RegExp(`chain ${RECORD_PREFIX}([0-9a-f]{32}) \\{[^\\n]*\\n\\s*comment "first=(\\d+) count=(\\d+)"`, 'g');
+  for (const m of listing.matchAll(re)) out.push({ instance: m[1]!, first: BigInt(m[2]!), count: Number(m[3]) });
+  return out;
+}
+
+const recordScript = (chain: string, first: bigint, count: number) => `create chain ${TABLE} ${chain} { comment "${recordComment(first, count)}" ; }\n`;
+const unrecordScript = (chains: string[]) => chains.map((c) => `delete chain ${TABLE} ${c}\n`).join('');
+
+/** An older version's records: a map, keyed by the instance (as an IPv6 address), the value first handle and count. */
+export const HANDLES = 'masq_handles';
+const asIp6 = (hex: string) => formatIp({ family: 6, value: BigInt(`0x${hex}`) });
+export const recordKey = (network: string, ifname: string, containerID: string) => asIp6(hexOf(instanceHash(network, ifname, containerID)));
+export const recordValue = (first: bigint, count: number) => asIp6(first.toString(16).padStart(16, '0') + count.toString(16).padStart(16, '0'));
+const MASK64 = (1n << 64n) - 1n;
+const unrecordMapScript = (keys: string[]) => `delete element ${TABLE} ${HANDLES} { ${keys.join(', ')} }\n`;
 
 /** The elements of a `list map` or `get element` listing of masq_handles. */
 export function parseRecords(listing: string): RuleRecord[] {
@@ -113,8 +129,6 @@ export function echoedHandles(echo: string): bigint[] {
   return echo.split('\n').filter((l) => l.startsWith(prefix)).map((l) => /# handle (\d+)$/.exec(l)).filter((m) => !!m).map((m) => BigInt(m![1]!));
 }
 
-const recordScript = (key: string, first: bigint, count: number) => `add element ${TABLE} ${HANDLES} { ${key} : ${recordValue(first, count)} }\n`;
-const unrecordScript = (keys: string[]) => `delete element ${TABLE} ${HANDLES} { ${keys.join(', ')} }\n`;
 
 /**
  * The attachment's rules, appended to `masq_checks`: adding rules leaves nothing for the kernel to free, so nft
@@ -184,13 +198,12 @@ async function healIfNeeded(r: MasqueradeRequest, added: RunResult): Promise<voi
 async function record(nft: NftSession, r: MasqueradeRequest, echo: string): Promise<void> {
   const handles = echoedHandles(echo);
   if (handles.length !== r.addresses.length || handles.some((h, i) => h !== handles[0]! + BigInt(i))) return;
-  const key = recordKey(r.network, r.ifname, r.containerID);
-  const add = recordScript(key, handles[0]!, handles.length);
-  if ((await nft.send(add, { scopeChain: POSTROUTING }))?.code !== 1) return;
-  // A table made by the Go plugin or an older version of ours has no map yet; a record left by an ADD whose
-  // rules the Go plugin removed holds the key with another value.
-  if ((await nft.send(HANDLES_DECL + '\n' + add, { scopeChain: POSTROUTING }))?.code !== 1) return;
-  await nft.send(unrecordScript([key]) + add, { scopeChain: POSTROUTING });
+  const chain = recordChain(r.network, r.ifname, r.containerID);
+  const made = await nft.send(recordScript(chain, handles[0]!, handles.length), { scopeChain: POSTROUTING });
+  // A record left by an ADD whose rules the Go plugin's DEL removed: replaced, in one transaction.
+  if (made?.code === 1 && /File exists/.test(made.stderr)) {
+    await nft.send(unrecordScript([chain]) + recordScript(chain, handles[0]!, handles.length).replace(/^create /, 'add '), { scopeChain: POSTROUTING });
+  }
 }
 
 /** The rules (and their record) in one `nft -e -a -i` process; falls back to `nft -f` without one. */
@@ -233,26 +246,34 @@ const listed = (out: string) => out.endsWith('}\n');
 
 export async function delMasquerade(r: MasqueradeRequest): Promise<boolean> {
   const prefix = instanceHash(r.network, r.ifname, r.containerID);
+  const chain = recordChain(r.network, r.ifname, r.containerID);
   const key = recordKey(r.network, r.ifname, r.containerID);
   const oursIn = (rules: ListedRule[]) => rules.filter((x) => x.comment.startsWith(prefix));
   const nft = nftSession();
   try {
     // nft 1.0.6 does not retry all a concurrent commit interrupts: against a loop of commits a lookup failed with
     // EINTR 4 times in 300 and a listing of a chain that was there with "No such file or directory" once. A record
-    // taken for absent, or a removal taken for impossible, would leave it or the rules behind; so each is tried again.
+    // taken for absent, or a removal taken for impossible, would leave it or the rules behind; so each is tried
+    // again, and a removal after a listing also removes the record chain whether or not it was seen.
     const tried = async (tries: number, script: string, o: Parameters<NftSession['send']>[1], transient: (r: RunResult) => boolean) => {
       let r = await nft.send(script, o);
       for (let i = 1; i < tries && r && r.code !== 0 && transient(r); i++) r = await nft.send(script, o);
       return r;
     };
-    const looked = await tried(8, `get element ${TABLE} ${HANDLES} { ${key} }`, { complete: listed }, (r) => /Interrupted system call/.test(r.stderr));
-    if (looked) {
-      const found = looked.code === 0 ? parseRecords(looked.stdout).find((x) => x.instance === hexOf(prefix)) : undefined;
+    const eintr = (x: RunResult) => /Interrupted system call/.test(x.stderr);
+    // The record: its chain, looked up by name; else an older version's element in the map.
+    const looked = await tried(8, `list chain ${TABLE} ${chain}`, { complete: listed }, eintr);
+    const asChain = looked?.code === 0 ? parseRecordChains(looked.stdout)[0] : undefined;
+    const old = looked && !asChain ? await tried(8, `get element ${TABLE} ${HANDLES} { ${key} }`, { complete: listed }, eintr) : undefined;
+    const inMap = old?.code === 0 ? parseRecords(old.stdout).find((x) => x.instance === hexOf(prefix)) : undefined;
+    if (looked && (asChain || old)) {
+      const found = asChain ?? inMap;
       // A record is ours to write; one of more rules than an attachment can have is not believed.
       const rec = found && found.count > 0 && found.count <= MAX_RULES ? found : undefined;
       if (rec) {
         const handles = Array.from({ length: rec.count }, (_, i) => ({ handle: rec.first + BigInt(i) }));
-        const byHandle = await tried(2, deleteScript(handles) + unrecordScript([key]), { scopeChain: POSTROUTING }, () => true);
+        const unrecord = asChain ? unrecordScript([chain]) : unrecordMapScript([key]);
+        const byHandle = await tried(2, deleteScript(handles) + unrecord, { scopeChain: POSTROUTING }, () => true);
         if (byHandle?.code === 0) {
           traceNote('masquerade rules removed by their recorded handles');
           return true;
@@ -263,7 +284,11 @@ export async function delMasquerade(r: MasqueradeRequest): Promise<boolean> {
       const listing = await tried(found ? 3 : 1, `list chain ${TABLE} ${CHAIN}`, { complete: listed }, () => true);
       if (listing) {
         const ours = listing.code === 0 ? oursIn(parseChain(listing.stdout)) : [];
-        const script = (ours.length ? deleteScript(ours) : '') + (found ? unrecordScript([key]) : '');
+        const script =
+          (ours.length ? deleteScript(ours) : '') +
+          // The table is there: the record chain goes, seen or not (added first, so the delete cannot fail).
+          (listing.code === 0 ? `add chain ${TABLE} ${chain}\n${unrecordScript([chain])}` : '') +
+          (inMap ? unrecordMapScript([key]) : '');
         if (!script) return false;
         // As before, a removal that fails scoped (a table without postrouting, made by hand) is retried unscoped.
         const applied = await nft.send(script, { scopeChain: POSTROUTING });
@@ -293,16 +318,20 @@ export async function checkMasquerade(r: MasqueradeRequest): Promise<void> {
 }
 
 export async function gcMasquerade(network: string, valid: AttachmentKey[]): Promise<void> {
-  const rules = await listRules();
-  if (!rules) return;
+  // One listing of the table: masq_checks' rules and our record chains (GC is no hot path).
+  const table = await run('nft', ['-a', 'list', 'table', ...TABLE.split(' ')], { allowFailure: true, stdoutToFile: true });
+  if (table.code !== 0) return;
   const keep = new Set(valid.map((a) => instanceHash(network, a.ifname, a.containerID)));
   const prefix = `${networkHash(network)}-`;
-  const stale = rules.filter((x) => x.comment.startsWith(prefix) && !keep.has(x.comment.slice(0, prefix.length + 16)));
+  const stale = parseChain(table.stdout).filter((x) => x.comment.startsWith(prefix) && !keep.has(x.comment.slice(0, prefix.length + 16)));
   if (stale.length) await remove(deleteScript(stale));
-  // Records of gone attachments (one whose rules another implementation's DEL removed, say).
-  const map = await run('nft', ['list', 'map', ...TABLE.split(' '), HANDLES], { allowFailure: true, stdoutToFile: true });
-  if (map.code !== 0) return;
+  // Records of gone attachments (one whose rules another implementation's DEL removed, say), and those an older
+  // version left in the map.
   const keepKeys = new Set([...keep].map(hexOf));
-  const gone = parseRecords(map.stdout).filter((x) => x.instance.startsWith(networkHash(network)) && !keepKeys.has(x.instance));
-  if (gone.length) await remove(unrecordScript(gone.map((x) => asIp6(x.instance))));
+  const gone = (records: RuleRecord[]) => records.filter((x) => x.instance.startsWith(networkHash(network)) && !keepKeys.has(x.instance));
+  const chains = gone(parseRecordChains(table.stdout));
+  if (chains.length) await remove(unrecordScript(chains.map((x) => `${RECORD_PREFIX}${x.instance}`)));
+  const map = await run('nft', ['list', 'map', ...TABLE.split(' '), HANDLES], { allowFailure: true, stdoutToFile: true });
+  const elements = map.code === 0 ? gone(parseRecords(map.stdout)) : [];
+  if (elements.length) await remove(unrecordMapScript(elements.map((x) => asIp6(x.instance))));
 }
