@@ -99,7 +99,8 @@ export function parseRecordChains(listing: string): RuleRecord[] {
   return out;
 }
 
-const recordScript = (chain: string, first: bigint, count: number) => `create chain ${TABLE} ${chain} { comment "${recordComment(first, count)}" ; }\n`;
+/** `create` fails on an existing record; `add` (after its delete, in one transaction) replaces one. */
+const recordScript = (chain: string, first: bigint, count: number, verb: 'create' | 'add' = 'create') => `${verb} chain ${TABLE} ${chain} { comment "${recordComment(first, count)}" ; }\n`;
 const unrecordScript = (chains: string[]) => chains.map((c) => `delete chain ${TABLE} ${c}\n`).join('');
 
 /** An older version's records: a map, keyed by the instance (as an IPv6 address), the value first handle and count. */
@@ -199,11 +200,10 @@ async function record(nft: NftSession, r: MasqueradeRequest, echo: string): Prom
   const handles = echoedHandles(echo);
   if (handles.length !== r.addresses.length || handles.some((h, i) => h !== handles[0]! + BigInt(i))) return;
   const chain = recordChain(r.network, r.ifname, r.containerID);
-  const made = await nft.send(recordScript(chain, handles[0]!, handles.length), { scopeChain: POSTROUTING });
+  const [first, count] = [handles[0]!, handles.length];
+  const made = await nft.send(recordScript(chain, first, count), { scopeChain: POSTROUTING });
   // A record left by an ADD whose rules the Go plugin's DEL removed: replaced, in one transaction.
-  if (made?.code === 1 && /File exists/.test(made.stderr)) {
-    await nft.send(unrecordScript([chain]) + recordScript(chain, handles[0]!, handles.length).replace(/^create /, 'add '), { scopeChain: POSTROUTING });
-  }
+  if (made?.code === 1 && /File exists/.test(made.stderr)) await nft.send(unrecordScript([chain]) + recordScript(chain, first, count, 'add'), { scopeChain: POSTROUTING });
 }
 
 /** The rules (and their record) in one `nft -e -a -i` process; falls back to `nft -f` without one. */
