@@ -5,7 +5,7 @@
  */
 import { mkdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { attachmentHash } from '../../lib/firewall/iptables/hostport-rules';
+import { attachmentHash, dnatChainName, dnatComment } from '../../lib/firewall/iptables/hostport-rules';
 import { canUseNetns, IS_REFERENCE, PLUGIN_DIR, withSandbox } from '../helpers/netns';
 import { NET, withBed, type Backend } from './fixture';
 
@@ -192,6 +192,38 @@ run('portmap over %s', (backend) => {
         expect((await b.portmap('DEL', 'pm-s2', b.portmapConf('pm-s2', maps(18182)), c.ns, { CNI_TS_TRACE: trace })).code).toBe(0);
         expect(nftRuns()).toHaveLength(1);
         expect(mentions(await b.natRules(), b.network, 'pm-s2', [18182])).toEqual([]);
+      }),
+    );
+  });
+
+  test('iptables-nft: DEL removes what ADD made by rule handle (one nft, no iptables), and spares a rule sitting where the jump was guessed', async () => {
+    if (backend !== 'iptables') return;
+    await withSandbox((s) =>
+      withBed(s, backend, async (b) => {
+        const [a, c] = [await b.container('pm-h1'), await b.container('pm-h2')];
+        const map = (port: number) => [{ hostPort: port, containerPort: 80, protocol: 'tcp' }];
+        expect((await b.portmap('ADD', 'pm-h1', b.portmapConf('pm-h1', map(18281)), a.ns)).code).toBe(0);
+        const trace = join(s.dir, 'handle-trace');
+        expect((await b.portmap('DEL', 'pm-h1', b.portmapConf('pm-h1', map(18281)), a.ns, { CNI_TS_TRACE: trace })).code).toBe(0);
+        expect(mentions(await b.natRules(), b.network, 'pm-h1', [18281])).toEqual([]);
+        if (!IS_REFERENCE) {
+          const spawned = readFileSync(trace, 'utf8').split('\n').filter((l) => l && !l.startsWith('#'));
+          expect(spawned).toHaveLength(1);
+          expect(spawned[0]).toMatch(/ nft -a -i /);
+        }
+
+        // pm-h2 made one rule per process, as the Go plugin does, with someone else's rule added between its
+        // chain's last rule and its jump: the handle after that rule is not the jump.
+        const chain = dnatChainName(b.network, 'pm-h2');
+        const nat = (args: string[]) => s.exec('iptables', ['-t', 'nat', ...args]);
+        await nat(['-N', chain]);
+        await nat(['-A', chain, '-p', 'tcp', '--dport', '18282', '-j', 'DNAT', '--to-destination', `${c.ip4}:80`]);
+        await nat(['-A', 'CNI-HOSTPORT-DNAT', '-p', 'tcp', '--dport', '18999', '-m', 'comment', '--comment', 'not CNI', '-j', 'RETURN']);
+        await nat(['-A', 'CNI-HOSTPORT-DNAT', '-m', 'comment', '--comment', dnatComment(b.network, 'pm-h2'), '-m', 'multiport', '-p', 'tcp', '--destination-ports', '18282', '-j', chain]);
+        expect((await b.portmap('DEL', 'pm-h2', b.portmapConf('pm-h2', map(18282)), c.ns)).code).toBe(0);
+        const left = await b.natRules();
+        expect(mentions(left, b.network, 'pm-h2', [18282])).toEqual([]);
+        expect(left).toContain('-A CNI-HOSTPORT-DNAT -p tcp -m tcp --dport 18999 -m comment --comment "not CNI" -j RETURN');
       }),
     );
   });

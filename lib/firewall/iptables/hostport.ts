@@ -1,12 +1,14 @@
 /**
- * iptables host ports for portmap. Each operation is one `iptables-restore --noflush` per family on the
- * common path; it never lists a table. Slow paths (first container on a host, DEL of something already
- * gone, GC) list only our own chains by name.
+ * iptables host ports for portmap. ADD and CHECK are one `iptables-restore --noflush` per family on the common
+ * path, and DEL one `nft -a -i` for both families (rules removed by handle, see by-handle.ts; iptables-restore
+ * where iptables is legacy or the handles are not ADD's); none lists a table. Slow paths (first container on a
+ * host, DEL of something already gone or made rule by rule, GC) list only our own chains by name.
  */
 import { CniError, ErrorCode, internalError } from '../../errors';
 import { ExecError, iptablesRestore, run } from '../../exec';
 import type { Family } from '../../ip';
 import { withLock } from '../../lock';
+import { deleteByHandle } from './by-handle';
 import type { AttachmentKey, HostportRequest } from '../driver';
 import {
   addPayload,
@@ -15,6 +17,7 @@ import {
   delListedPayload,
   delPayload,
   dnatChainName,
+  entryRules,
   familiesOf,
   jumpsTo,
   parseJumps,
@@ -87,7 +90,14 @@ async function delFamily(r: HostportRequest, family: Family): Promise<string | u
 
 export async function delHostports(r: HostportRequest): Promise<void> {
   const failures: string[] = [];
-  for (const family of familiesOf(r)) {
+  const chain = dnatChainName(r.network, r.containerID);
+  const families = familiesOf(r);
+  // What ADD made, removed by rule handle (by-handle.ts): at 500 containers, iptables-restore's -D reads all 500
+  // jumps of CNI-HOSTPORT-DNAT. Whatever that cannot do goes to iptables-restore.
+  const jumps = (family: Family) => entryRules(r, family).length;
+  const byHandle = await deleteByHandle(families.map((family) => ({ family, from: TOP_DNAT_CHAIN, chain, jumps: jumps(family) })));
+  for (const [i, family] of families.entries()) {
+    if (byHandle[i] !== 'fallback') continue;
     const failed = await delFamily(r, family);
     if (failed) failures.push(failed);
   }

@@ -4,8 +4,9 @@
  * `-d <subnet> -j ACCEPT` and `! -d <multicast> -j MASQUERADE`, entered from POSTROUTING by `-s <ip> -j <chain>`,
  * every rule commented `name: "<network>" id: "<containerID>"`.
  *
- * Each change is one `iptables-restore --noflush` per family (ADD runs both from one shell). DEL removes the
- * POSTROUTING rules by their exact text, rebuilt from the addresses in prevResult. With no addresses it checks
+ * Each change is one `iptables-restore --noflush` per family (ADD runs both from one shell). DEL removes what
+ * ADD made by rule handle in one `nft -a -i` (by-handle.ts), or where it cannot (iptables-legacy, rules made one
+ * at a time), removes the POSTROUTING rules by their exact text, rebuilt from the addresses in prevResult. With no addresses it checks
  * that the chain exists; with no chain there is nothing to do (a rule cannot jump to a missing chain). When
  * there are no addresses, or a rule is already gone (the restore is atomic and fails as a whole), it lists
  * POSTROUTING alone and deletes the rules that jump to the attachment's chain. GC lists POSTROUTING and reads
@@ -16,6 +17,7 @@ import { CniError, ErrorCode } from '../../errors';
 import { iptablesRestore, run } from '../../exec';
 import { parseCidr, subnetText, formatIp, type Family } from '../../ip';
 import type { AttachmentKey, MasqueradeRequest } from '../driver';
+import { deleteByHandle } from './by-handle';
 
 export const chainName = (network: string, containerID: string) =>
   `CNI-${sha512Hex(network + containerID).slice(0, 24)}`;
@@ -144,12 +146,17 @@ export async function delMasquerade(r: MasqueradeRequest): Promise<boolean> {
   const chain = chainName(r.network, r.containerID);
   const comment = ruleComment(r.network, r.containerID);
   const withIps = [...fams].map(([f, fr]) => [f, fr.ips] as [Family, string[]]);
-  const failed = withIps.length ? await fastDelete(chain, comment, withIps) : new Set<Family>();
+  // What ADD made, removed by rule handle (by-handle.ts): at 500 containers iptables-restore's -D reads all 500
+  // jumps of POSTROUTING. A family without the chain has nothing of the attachment; the rest go to iptables-restore.
+  const byHandle = await deleteByHandle(withIps.map(([family, ips]) => ({ family, from: 'POSTROUTING', chain, jumps: ips.length })));
+  const removed = withIps.filter((_, i) => byHandle[i] === 'removed').length;
+  const viaRestore = withIps.filter((_, i) => byHandle[i] === 'fallback');
+  const failed = viaRestore.length ? await fastDelete(chain, comment, viaRestore) : new Set<Family>();
   // With addresses, only the families whose exact rules were already gone are looked up by name; without any,
   // both families are.
   const rest: Family[] = fams.size ? [...failed] : [4, 6];
   const found = await Promise.all(rest.map((f) => delFamily(f, chain, fams.has(f))));
-  return withIps.length > failed.size || found.some(Boolean);
+  return removed > 0 || viaRestore.length > failed.size || found.some(Boolean);
 }
 
 export async function checkMasquerade(r: MasqueradeRequest): Promise<void> {
