@@ -4,6 +4,7 @@
  * build an Error with its stack trace.
  */
 import { accessSync, constants, statSync } from 'node:fs';
+import { join } from 'node:path';
 
 export function isExecutableFile(p: string): boolean {
   try {
@@ -14,4 +15,13 @@ export function isExecutableFile(p: string): boolean {
     // ENOTDIR (a PATH entry that is a file), EACCES, ...
     return false;
   }
+}
+
+/** Where a command is found on PATH, without starting a process (the hot path cannot afford `iptables --version`). */
+export function findOnPath(cmd: string): string | undefined {
+  for (const dir of (process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    const p = join(dir, cmd);
+    if (isExecutableFile(p)) return p;
+  }
+  return undefined;
 }

@@ -15,11 +15,11 @@
  * of it that ends the transaction narrows what nft fetches to that chain (a busy node's 20,000 kube-proxy
  * chains cost ~40 ms to fetch; see nftApply's scopeChain).
  *
- * Only where iptables is iptables-nft: iptables-legacy's rules are not nf_tables objects, and nft would find
- * none.
+ * Only where iptables is iptables-nft and nft is installed: iptables-legacy's rules are not nf_tables objects,
+ * and nft would find none.
  */
 import { realpathSync } from 'node:fs';
-import { join } from 'node:path';
+import { findOnPath } from '../../executable';
 import { nftSession, type NftSession } from '../../exec';
 import type { Family } from '../../ip';
 
@@ -51,20 +51,20 @@ export function planByHandle(listing: string, family: Family, from: string, chai
   ].join('\n');
 }
 
-let nftBacked: boolean | undefined;
-/** Whether iptables-restore on PATH is iptables-nft (xtables-nft-multi), by where its link leads: no process. */
-export function iptablesIsNft(): boolean {
-  if (nftBacked !== undefined) return nftBacked;
-  nftBacked = false;
-  for (const dir of (process.env.PATH || '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
-    try {
-      nftBacked = /nft/.test(realpathSync(join(dir, 'iptables-restore')));
-      break;
-    } catch {
-      // Not in this directory.
-    }
+let usable: boolean | undefined;
+/**
+ * Whether iptables-restore on PATH is iptables-nft (xtables-nft-multi), by where its link leads, and nft is
+ * there to delete by handle: no process started to find out.
+ */
+export function byHandleUsable(): boolean {
+  if (usable !== undefined) return usable;
+  const restore = findOnPath('iptables-restore');
+  try {
+    usable = !!restore && /nft/.test(realpathSync(restore)) && findOnPath('nft') !== undefined;
+  } catch {
+    usable = false;
   }
-  return nftBacked;
+  return usable;
 }
 
 /** What became of one family: removed, nothing there (no chain), or left for iptables-restore to do. */
@@ -82,7 +82,7 @@ export interface JumpsAndChain {
 
 /** Removes each target's jumps and chain, in one `nft -a -i` for all of them (see the top of this file). */
 export async function deleteByHandle(targets: JumpsAndChain[]): Promise<ByHandle[]> {
-  if (!targets.length || !iptablesIsNft()) return targets.map(() => 'fallback');
+  if (!targets.length || !byHandleUsable()) return targets.map(() => 'fallback');
   let nft: NftSession | undefined;
   try {
     nft = nftSession();
