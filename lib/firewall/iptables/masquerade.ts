@@ -5,12 +5,12 @@
  * every rule commented `name: "<network>" id: "<containerID>"`.
  *
  * Each change is one `iptables-restore --noflush` per family (ADD runs both from one shell). DEL removes what
- * ADD made by rule handle in one `nft -a -i` (by-handle.ts), or where it cannot (iptables-legacy, rules made one
- * at a time), removes the POSTROUTING rules by their exact text, rebuilt from the addresses in prevResult. With no addresses it checks
- * that the chain exists; with no chain there is nothing to do (a rule cannot jump to a missing chain). When
- * there are no addresses, or a rule is already gone (the restore is atomic and fails as a whole), it lists
- * POSTROUTING alone and deletes the rules that jump to the attachment's chain. GC lists POSTROUTING and reads
- * network and container from the comments.
+ * ADD made by rule handle in one `nft -a -i` (by-handle.ts). Where that cannot be done (iptables-legacy, rules
+ * made one at a time) it removes the POSTROUTING rules by their exact text, rebuilt from the addresses in
+ * prevResult. With no addresses it checks that the chain exists; with no chain there is nothing to do (a rule
+ * cannot jump to a missing chain). When there are no addresses, or a rule is already gone (the restore is atomic
+ * and fails as a whole), it lists POSTROUTING alone and deletes the rules that jump to the attachment's chain. GC
+ * lists POSTROUTING and reads network and container from the comments.
  */
 import { sha512Hex } from '../../hash';
 import { CniError, ErrorCode } from '../../errors';
