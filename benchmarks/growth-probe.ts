@@ -2,7 +2,7 @@
  * Where does a chain ADD's time grow with the number of attached containers? Attaches N containers with ours,
  * then traces (CNI_TS_TRACE) a few chain ADDs and prints each step: the processes with their durations and when
  * they started, and our own steps ("#" lines), in ms from the plugin's start. With `busy` for N: one container
- * attached, the benchmark's 20,000 kube-proxy rules added, then a few chain ADDs and DELs traced. After the
+ * attached, the benchmark's 20,000 kube-proxy rules added, then ROUNDS (3) chain ADDs and DELs traced. After the
  * ADDs at N attached, one chain DEL is traced too. Usage:
  *   node build/run-ts.mjs benchmarks/growth-probe.ts [N|busy] [iptables|nftables]
  */
@@ -48,7 +48,8 @@ async function main() {
   if (BUSY) {
     await attach();
     await host.sh('iptables-restore', ['--noflush'], kubeProxyRules(20000));
-    for (let i = 0; i < 3; i++) {
+    const rounds = Number(process.env.ROUNDS ?? 3);
+    for (let i = 0; i < rounds; i++) {
       const a = { id: `b${i}`, netns: `/var/run/netns/gc${process.pid % 10000}-b${i}`, hostPort: 21000 + i };
       sh('ip', ['netns', 'add', `gc${process.pid % 10000}-b${i}`]);
       nss.push(`gc${process.pid % 10000}-b${i}`);
@@ -59,7 +60,9 @@ async function main() {
       writeFileSync(impl.trace!, '');
       await chainDel(impl, a, result);
       const del = lastMs['portmap DEL']! + lastMs['bridge DEL']!;
-      if (i === 2) console.log(`busy: chain ADD ${add.toFixed(1)} ms\n${addTrace}\nbusy: chain DEL ${del.toFixed(1)} ms\n${readFileSync(impl.trace!, 'utf8')}`);
+      // Every round's DEL (the first rounds after the rules went in can be the slow ones), the last round's ADD.
+      if (i === rounds - 1) console.log(`busy: chain ADD ${add.toFixed(1)} ms\n${addTrace}`);
+      console.log(`busy round ${i + 1}: chain DEL ${del.toFixed(1)} ms\n${readFileSync(impl.trace!, 'utf8')}`);
     }
     return;
   }
