@@ -3,16 +3,22 @@
  * host of its own, interleaved for ROUNDS rounds of one chain ADD and DEL, every call traced (CNI_TS_TRACE). Prints
  * the median of each plugin's time and of each traced step (a process's duration and start, the plugin's own "#"
  * notes) at N and at 1, and the difference. Usage:
- *   node build/run-ts.mjs benchmarks/growth-steps.ts [N=500] [ROUNDS=21] [iptables|nftables]
+ *   node build/run-ts.mjs benchmarks/growth-steps.ts [N=500|busy] [ROUNDS=21] [iptables|nftables]
+ * With `busy` for N: one container attached and the benchmark's 20,000 kube-proxy rules in that host, against a
+ * host with one container and no such rules.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chainAdd, chainDel, lastMs, sh, type Impl } from './chain';
 import { Host } from './host';
+import { kubeProxyRules } from './kube-proxy';
 import { median } from './stats';
 
-const N = Number(process.argv[2] ?? 500);
+// "busy": one container attached and the benchmark's 20,000 kube-proxy rules in that host, against a host without.
+const BUSY = process.argv[2] === 'busy';
+const N = BUSY ? 1 : Number(process.argv[2] ?? 500);
+const LABEL = BUSY ? 'busy' : String(N);
 const ROUNDS = Number(process.argv[3] ?? 21);
 const BACKEND = (process.argv[4] ?? 'iptables') as 'iptables' | 'nftables';
 const tag = (process.pid % 46656).toString(36);
@@ -58,6 +64,7 @@ async function main(): Promise<void> {
       await Promise.all(Array.from({ length: Math.min(4, p.size - k) }, () => chainAdd(p.impl, p.fresh().a)));
     }
   }
+  if (BUSY) await pops[0]!.impl.host.sh('iptables-restore', ['--noflush'], kubeProxyRules(20000));
   const samples: Record<string, Samples> = { n: {}, one: {} };
   for (let r = 0; r < ROUNDS; r++) {
     for (const p of r % 2 ? [...pops].reverse() : pops) {
@@ -71,12 +78,12 @@ async function main(): Promise<void> {
       sh('ip', ['netns', 'del', ns]);
     }
   }
-  console.log(`ours (${BACKEND}) at ${N} attached and at 1, ${ROUNDS} interleaved rounds, medians in ms\n`);
+  console.log(`ours (${BACKEND}) ${BUSY ? 'on the busy node (20,000 kube-proxy rules) and on an idle one' : `at ${N} attached and at 1`}, ${ROUNDS} interleaved rounds, medians in ms\n`);
   for (const k of Object.keys(samples.n!)) {
     const at = samples.n![k]!;
     const one = samples.one![k];
     if (!one) continue;
-    console.log(`${k.padEnd(56)} @${N} ${median(at).toFixed(1).padStart(6)}   @1 ${median(one).toFixed(1).padStart(6)}   ${(median(at) - median(one)).toFixed(1).padStart(5)}`);
+    console.log(`${k.padEnd(56)} @${LABEL} ${median(at).toFixed(1).padStart(6)}   @1 ${median(one).toFixed(1).padStart(6)}   ${(median(at) - median(one)).toFixed(1).padStart(5)}`);
   }
 }
 
