@@ -318,7 +318,7 @@ export async function checkMasquerade(r: MasqueradeRequest): Promise<void> {
 }
 
 export async function gcMasquerade(network: string, valid: AttachmentKey[]): Promise<void> {
-  // One listing of the table: masq_checks' rules and our record chains (GC is no hot path).
+  // One listing of the table: masq_checks' rules, our record chains and an older version's map.
   const table = await run('nft', ['-a', 'list', 'table', ...TABLE.split(' ')], { allowFailure: true, stdoutToFile: true });
   if (table.code !== 0) return;
   const keep = new Set(valid.map((a) => instanceHash(network, a.ifname, a.containerID)));
@@ -331,7 +331,7 @@ export async function gcMasquerade(network: string, valid: AttachmentKey[]): Pro
   const gone = (records: RuleRecord[]) => records.filter((x) => x.instance.startsWith(networkHash(network)) && !keepKeys.has(x.instance));
   const chains = gone(parseRecordChains(table.stdout));
   if (chains.length) await remove(unrecordScript(chains.map((x) => `${RECORD_PREFIX}${x.instance}`)));
-  const map = await run('nft', ['list', 'map', ...TABLE.split(' '), HANDLES], { allowFailure: true, stdoutToFile: true });
-  const elements = map.code === 0 ? gone(parseRecords(map.stdout)) : [];
+  const at = table.stdout.indexOf(`map ${HANDLES} {`);
+  const elements = at < 0 ? [] : gone(parseRecords(table.stdout.slice(at, table.stdout.indexOf('\n\t}', at))));
   if (elements.length) await remove(unrecordMapScript(elements.map((x) => asIp6(x.instance))));
 }
